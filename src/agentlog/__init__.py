@@ -1,0 +1,97 @@
+"""agentlog: a local-first flight recorder for LLM agents.
+
+The pipeline, one stage per module::
+
+    producers        producers.py (inference, tool_call, log, snapshot, usage), context.py (run, turn, span, trace)
+        |
+    correlation      _frame.py: one ContextVar holds the current run / turn / span
+        |
+    recorder         recorder.py: publish() stamps and enqueues; _batch.py: the writer thread
+        |            processors.py: delta consolidation, user processors (redaction)
+    sinks            sinks/: sqlite (default), memory
+        |
+    store            store/: .sql migrations, connections, the one query layer
+        |
+    readers          reader.py (agentlog.open), cli.py (the agentlog command)
+
+``import agentlog`` is cheap: it imports no LLM SDK and starts nothing until
+the first event is published (or ``configure()`` is called).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .config import Settings
+from .context import bind_context, current_ids, run, sinks, span, trace, turn
+from .errors import (
+    AgentlogError,
+    ConfigError,
+    NotFoundError,
+    QueryError,
+    SchemaVersionError,
+    StoreError,
+)
+from .events import Event, EventType
+from .producers import Inference, ToolCall, inference, log, snapshot, tool_call, usage
+from .reader import Run, RunDetail, SearchHit, SpanNode, Store
+from .reader import open_store as open
+from .recorder import Recorder, configure, get_recorder, publish, shutdown
+from .sinks import MemorySink, Sink, SQLiteSink
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AgentlogError",
+    "ConfigError",
+    "Event",
+    "EventType",
+    "Inference",
+    "MemorySink",
+    "NotFoundError",
+    "QueryError",
+    "Recorder",
+    "Run",
+    "RunDetail",
+    "SQLiteSink",
+    "SchemaVersionError",
+    "SearchHit",
+    "Settings",
+    "Sink",
+    "SpanNode",
+    "Store",
+    "StoreError",
+    "ToolCall",
+    "__version__",
+    "bind_context",
+    "configure",
+    "current_ids",
+    "flush",
+    "get_recorder",
+    "inference",
+    "log",
+    "open",
+    "publish",
+    "run",
+    "shutdown",
+    "sinks",
+    "snapshot",
+    "span",
+    "tool_call",
+    "trace",
+    "turn",
+    "usage",
+]
+
+
+def flush(timeout: float | None = 5.0) -> bool:
+    """Wait until every event published so far is written (True) or ``timeout`` passes."""
+    return get_recorder().flush(timeout)
+
+
+def __dir__() -> list[str]:
+    return list(__all__)
+
+
+def __getattr__(name: str) -> Any:
+    raise AttributeError(f"module 'agentlog' has no attribute {name!r}")

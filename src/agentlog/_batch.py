@@ -1,0 +1,356 @@
+"""The one background writer: drains the recorder's queue into sinks, in batches.
+
+Everything expensive happens here, never on the caller's thread: building
+:class:`Event` values, minting event ids, consolidating stream deltas, running
+processors, JSON encoding, and the sinks' I/O.
+
+A batch closes when it reaches ``batch_size`` events, when the queue runs dry,
+or at a flush marker. The thread sleeps ``flush_interval`` between drains unless
+a producer wakes it (at ``batch_size`` queued events, a flush, or a ``sync``
+publish). Each sink sits in a :class:`SinkSlot` that keeps failed batches and
+retries them with backoff, in order, so one broken sink neither loses data at
+the first error nor holds up the others.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import traceback
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from ._encode import EncodeError, encode_payload
+from .events import Event
+from .processors import consolidate_deltas
+
+if TYPE_CHECKING:
+    from .recorder import Recorder
+    from .sinks.base import Sink
+
+__all__ = ["FlushMarker", "SinkSlot", "Waiter", "Worker"]
+
+log = logging.getLogger("agentlog")
+
+_BACKOFF_MIN = 0.05
+_BACKOFF_MAX = 2.0
+_LOG_EVERY = 60.0
+
+
+class FlushMarker:
+    """Put in the queue by ``flush()``; done once everything before it is handled."""
+
+    __slots__ = ("done", "ok")
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.ok = False
+
+
+class Waiter:
+    """Carried by a ``sync`` publish; set once its batch is committed (or failed)."""
+
+    __slots__ = ("done", "ok")
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.ok = False
+
+
+class SinkSlot:
+    """One sink plus the batches it failed to take, retried in order with backoff."""
+
+    def __init__(self, sink: Sink, max_pending: int, on_drop: Callable[[str, int], None]) -> None:
+        self.sink = sink
+        self.name = getattr(sink, "name", type(sink).__name__)
+        self.pending: deque[list[Event]] = deque()
+        self.pending_count = 0
+        self.max_pending = max_pending
+        self.written = 0
+        self.failed = 0  # events given up on
+        self.errors = 0  # failed write attempts
+        self.last_error: str | None = None
+        self._on_drop = on_drop
+        self._backoff = _BACKOFF_MIN
+        self._next_retry = 0.0
+        self._last_logged = -_LOG_EVERY
+        self._unlogged = 0
+
+    @property
+    def healthy(self) -> bool:
+        return not self.pending
+
+    def deliver(self, events: list[Event]) -> bool:
+        """Write ``events`` (after any pending ones). True if all is written now."""
+        if self.pending:
+            self._keep(events)
+            return self.retry()
+        if self._write(events):
+            return True
+        self._keep(events)
+        return False
+
+    def retry(self, force: bool = False) -> bool:
+        """Try the pending batches if their backoff has passed. True if none are left."""
+        if not self.pending:
+            return True
+        if not force and time.monotonic() < self._next_retry:
+            return False
+        while self.pending:
+            if not self._write(self.pending[0]):
+                return False
+            self.pending_count -= len(self.pending.popleft())
+        return True
+
+    def give_up(self) -> int:
+        """Count every pending event as lost (at shutdown); return how many."""
+        lost = self.pending_count
+        if lost:
+            self.failed += lost
+            self._on_drop("sink_failed", lost)
+            log.error("agentlog: sink %s: %d event(s) could not be written before shutdown", self.name, lost)
+        self.pending.clear()
+        self.pending_count = 0
+        return lost
+
+    def _keep(self, events: list[Event]) -> None:
+        if not events:
+            return
+        if self.pending_count + len(events) > self.max_pending:
+            # Bounded memory: the newest batch is the one dropped, as with a full queue.
+            self.failed += len(events)
+            self._on_drop("sink_failed", len(events))
+            return
+        self.pending.append(events)
+        self.pending_count += len(events)
+
+    def _write(self, events: Sequence[Event]) -> bool:
+        try:
+            self.sink.write(events)
+        except Exception as exc:
+            self.errors += 1
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            self._next_retry = time.monotonic() + self._backoff
+            self._backoff = min(self._backoff * 2, _BACKOFF_MAX)
+            self._log_failure(exc)
+            return False
+        rejected = getattr(self.sink, "take_rejected", None)
+        bad = rejected() if callable(rejected) else 0
+        if bad:
+            self.failed += bad
+            self._on_drop("sink_rejected", bad)
+        self.written += len(events) - bad
+        if self._backoff != _BACKOFF_MIN:
+            log.warning("agentlog: sink %s recovered after %d failed attempt(s)", self.name, self.errors)
+        self._backoff = _BACKOFF_MIN
+        return True
+
+    def _log_failure(self, exc: BaseException) -> None:
+        now = time.monotonic()
+        if now - self._last_logged < _LOG_EVERY:
+            self._unlogged += 1
+            return
+        more = f" ({self._unlogged} more failure(s) since the last report)" if self._unlogged else ""
+        self._unlogged = 0
+        self._last_logged = now
+        log.error(
+            "agentlog: sink %s failed to write; keeping the batch and retrying%s:\n%s",
+            self.name,
+            more,
+            "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip(),
+        )
+
+
+Item = tuple[Any, ...]  # (type, payload, ns, seq, run, turn, span, parent, sinks, waiter)
+
+
+class Worker:
+    """Owns the writer thread of one :class:`~agentlog.recorder.Recorder`."""
+
+    def __init__(self, recorder: Recorder) -> None:
+        self.rec = recorder
+        s = recorder.settings
+        self.batch_size = s.batch_size
+        self.flush_interval = s.flush_interval
+        self.keep_deltas = s.keep_deltas
+        self.max_event_bytes = s.max_event_bytes
+        self.max_string_bytes = s.max_string_bytes
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="agentlog-writer", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    # -- the loop ----------------------------------------------------------------
+    def _run(self) -> None:
+        rec = self.rec
+        wake = rec._wake
+        while not self.stop.is_set():
+            wake.wait(self.flush_interval)
+            wake.clear()
+            self._guarded(self.drain)
+        self._guarded(self.drain)
+        self._guarded(self.finish)
+
+    def _guarded(self, step: Callable[[], None]) -> None:
+        # The writer must never die: an internal error is logged and counted,
+        # and the loop goes on with the next batch.
+        try:
+            step()
+        except Exception:
+            self.rec._note_internal_error()
+            log.exception("agentlog: internal error in the writer thread (the recorder continues)")
+
+    def drain(self) -> None:
+        q = self.rec._queue
+        size = self.batch_size
+        while q:
+            items: list[Item] = []
+            marker: FlushMarker | None = None
+            while q and len(items) < size:
+                it = q.popleft()
+                if type(it) is FlushMarker:
+                    marker = it
+                    break
+                items.append(it)
+            if items:
+                try:
+                    self.process(items)
+                except Exception:
+                    self._lose(items, "internal_error")
+                    raise
+            if marker is not None:
+                marker.ok = self.retry_all(force=True)
+                marker.done.set()
+        self.retry_all()
+
+    def retry_all(self, force: bool = False) -> bool:
+        ok = True
+        for slot in self.rec._all_slots():
+            ok = slot.retry(force) and ok
+        return ok
+
+    def finish(self) -> None:
+        """At close: retry failing sinks until the shutdown deadline, then count the rest."""
+        rec = self.rec
+        deadline = time.monotonic() + rec.settings.shutdown_timeout
+        slots = rec._all_slots()
+        while any(s.pending for s in slots) and time.monotonic() < deadline:
+            if self.retry_all(force=True):
+                break
+            time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
+        for slot in slots:
+            slot.give_up()
+        self.push_stats(final=True)
+        for slot in slots:
+            try:
+                slot.sink.flush(max(0.0, deadline - time.monotonic()))
+                slot.sink.close()
+            except Exception:
+                log.exception("agentlog: sink %s failed to close", slot.name)
+
+    # -- one batch -----------------------------------------------------------------
+    def process(self, items: list[Item]) -> None:
+        rec = self.rec
+        make_id = rec._ids
+        events: list[Event] = []
+        extra: list[tuple[Any, ...]] = []
+        waiters: list[Waiter] = []
+        for typ, payload, ns, seq, run_id, turn_id, span_id, parent, sinks, waiter in items:
+            if type(payload) is not dict:
+                payload = {} if payload is None else {"value": payload}
+            events.append(
+                Event(str(typ), make_id(ns), ns // 1000, seq, run_id, turn_id, span_id, parent, payload)
+            )
+            extra.append(sinks)
+            if waiter is not None:
+                waiters.append(waiter)
+        if not self.keep_deltas:
+            events, extra = consolidate_deltas(events, extra)
+        events, extra = self._run_processors(events, extra)
+        events, extra = self._encode(events, extra)
+        self.push_stats()
+        ok = True
+        for slot in rec._slots:
+            ok = slot.deliver(events) and ok
+        if any(extra):
+            self._deliver_extra(events, extra)
+        for w in waiters:
+            w.ok = ok
+            w.done.set()
+
+    def _run_processors(
+        self, events: list[Event], extra: list[tuple[Any, ...]]
+    ) -> tuple[list[Event], list[tuple[Any, ...]]]:
+        processors = self.rec._processors
+        if not processors:
+            return events, extra
+        out_e: list[Event] = []
+        out_x: list[tuple[Any, ...]] = []
+        for ev, sinks in zip(events, extra):
+            current: Event | None = ev
+            for proc in processors:
+                try:
+                    current = proc(current)
+                except Exception:
+                    # Fail closed: a broken redaction hook must not let data through.
+                    self.rec._count_drop("processor_failed")
+                    log.exception("agentlog: processor %r failed; the event was not written", proc)
+                    current = None
+                if current is None:
+                    break
+            if current is not None:
+                out_e.append(current)
+                out_x.append(sinks)
+        return out_e, out_x
+
+    def _encode(
+        self, events: list[Event], extra: list[tuple[Any, ...]]
+    ) -> tuple[list[Event], list[tuple[Any, ...]]]:
+        out_e: list[Event] = []
+        out_x: list[tuple[Any, ...]] = []
+        for ev, sinks in zip(events, extra):
+            try:
+                data, stored = encode_payload(ev.payload, self.max_event_bytes, self.max_string_bytes)
+            except EncodeError as exc:
+                self.rec._count_drop(str(exc.args[0]))
+                log.warning("agentlog: dropped a %s event: payload %s", ev.type, exc.args[0])
+                continue
+            ev.payload = stored
+            ev._json = data
+            out_e.append(ev)
+            out_x.append(sinks)
+        return out_e, out_x
+
+    def _deliver_extra(self, events: list[Event], extra: list[tuple[Any, ...]]) -> None:
+        by_sink: dict[int, tuple[Sink, list[Event]]] = {}
+        for ev, sinks in zip(events, extra):
+            for sink in sinks:
+                by_sink.setdefault(id(sink), (sink, []))[1].append(ev)
+        for sink, evs in by_sink.values():
+            self.rec._extra_slot(sink).deliver(evs)
+
+    def push_stats(self, final: bool = False) -> None:
+        rec = self.rec
+        stats = rec.stats()
+        if not final and stats == rec._last_pushed_stats:
+            return
+        rec._last_pushed_stats = stats
+        for slot in rec._slots:
+            note = getattr(slot.sink, "note_stats", None)
+            if callable(note):
+                note(stats)
+                if final and slot.healthy:
+                    try:
+                        slot.sink.write([])  # stats only
+                    except Exception:
+                        log.exception("agentlog: could not store final counters in %s", slot.name)
+
+    def _lose(self, items: list[Item], reason: str) -> None:
+        self.rec._count_drop(reason, len(items))
+        for it in items:
+            waiter = it[9]
+            if waiter is not None:
+                waiter.done.set()

@@ -1,0 +1,128 @@
+"""Recorder settings: explicit argument > ``AGENTLOG_*`` environment variable > default.
+
+Everything is validated when :class:`Settings` is built, so a typo fails at
+``configure()`` with the name of the setting, not later on the writer thread.
+
+=========================  ======================  ==========================================
+setting                    environment variable    default
+=========================  ======================  ==========================================
+db                         AGENTLOG_DB             ``./agentlog.db`` (a path or ``sqlite:///…``)
+durability                 AGENTLOG_DURABILITY     ``async`` (or ``sync``: publish waits for the commit)
+flush_interval             AGENTLOG_FLUSH_INTERVAL 0.1 s: the most an accepted event waits before its commit starts
+batch_size                 AGENTLOG_BATCH_SIZE     1000 events per transaction at most
+max_queue                  AGENTLOG_MAX_QUEUE      100000 events held in memory at most
+on_full                    AGENTLOG_ON_FULL        ``drop`` (count and drop) or ``block`` (wait up to block_timeout, then drop)
+block_timeout              AGENTLOG_BLOCK_TIMEOUT  1.0 s
+sync_timeout               AGENTLOG_SYNC_TIMEOUT   5.0 s: the most a ``sync`` publish waits for its commit
+shutdown_timeout           AGENTLOG_SHUTDOWN_TIMEOUT 5.0 s: the most close()/exit waits for the writer
+keep_deltas                AGENTLOG_KEEP_DELTAS    false: consecutive stream deltas are consolidated
+max_event_bytes            AGENTLOG_MAX_EVENT_BYTES 8 MiB: larger payloads have their long strings truncated
+max_string_bytes           AGENTLOG_MAX_STRING_BYTES 1 MiB: the longest string kept whole when truncating
+=========================  ======================  ==========================================
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+__all__ = ["Settings", "resolve_db_path"]
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+@dataclass(frozen=True)
+class Settings:
+    db: str = "agentlog.db"
+    durability: str = "async"
+    flush_interval: float = 0.1
+    batch_size: int = 1000
+    max_queue: int = 100_000
+    on_full: str = "drop"
+    block_timeout: float = 1.0
+    sync_timeout: float = 5.0
+    shutdown_timeout: float = 5.0
+    keep_deltas: bool = False
+    max_event_bytes: int = 8 * 1024 * 1024
+    max_string_bytes: int = 1024 * 1024
+
+    def __post_init__(self) -> None:
+        if self.durability not in ("async", "sync"):
+            raise ConfigError(f"durability must be 'async' or 'sync', got {self.durability!r}")
+        if self.on_full not in ("drop", "block"):
+            raise ConfigError(f"on_full must be 'drop' or 'block', got {self.on_full!r}")
+        for name in ("flush_interval", "block_timeout", "sync_timeout", "shutdown_timeout"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be >= 0 seconds, got {getattr(self, name)!r}")
+        for name in ("batch_size", "max_queue", "max_event_bytes", "max_string_bytes"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)!r}")
+        if self.max_string_bytes > self.max_event_bytes:
+            raise ConfigError("max_string_bytes must not exceed max_event_bytes")
+
+    @classmethod
+    def resolve(cls, **explicit: Any) -> Settings:
+        """Build settings from explicit values (None = not given), then env, then defaults."""
+        known = {f.name: f for f in fields(cls)}
+        unknown = set(explicit) - set(known)
+        if unknown:
+            raise ConfigError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+        values: dict[str, Any] = {}
+        for name, f in known.items():
+            value = explicit.get(name)
+            if value is None:
+                env = os.environ.get(f"AGENTLOG_{name.upper()}")
+                if env is None:
+                    continue
+                value = _parse_env(name, env, type(f.default))
+            values[name] = _coerce(name, value, type(f.default))
+        return cls(**values)
+
+
+def _parse_env(name: str, raw: str, kind: type) -> Any:
+    if kind is bool:
+        low = raw.strip().lower()
+        if low in _TRUE:
+            return True
+        if low in _FALSE:
+            return False
+        raise ConfigError(f"AGENTLOG_{name.upper()}={raw!r}: expected true/false")
+    return raw
+
+
+def _coerce(name: str, value: Any, kind: type) -> Any:
+    if kind is str and isinstance(value, os.PathLike):
+        return os.fspath(value)
+    try:
+        if kind is bool:
+            if not isinstance(value, bool):
+                raise TypeError
+            return value
+        return kind(value)
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"setting {name} expects {kind.__name__}, got {value!r}"
+        ) from None
+
+
+def resolve_db_path(db: str) -> Path:
+    """Turn a ``db`` setting (a path or a ``sqlite:///`` URL) into a file path."""
+    if "://" in db:
+        scheme, _, rest = db.partition("://")
+        if scheme != "sqlite":
+            raise ConfigError(
+                f"unsupported store URL {db!r}: this version of agentlog writes SQLite "
+                "(a file path or sqlite:///path)"
+            )
+        # sqlite:///relative/path and sqlite:////abs/path, as in SQLAlchemy
+        if not rest.startswith("/"):
+            raise ConfigError(f"malformed SQLite URL {db!r}: expected sqlite:///path")
+        db = rest[1:]
+        if not db:
+            raise ConfigError(f"SQLite URL {db!r} names no file")
+    return Path(db).expanduser()

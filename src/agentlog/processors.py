@@ -1,0 +1,83 @@
+"""Stages the writer thread runs over events before any sink sees them.
+
+A processor is a plain callable ``Event -> Event | None``; returning None drops
+the event (it is counted as filtered, not lost). Processors run in order on the
+writer thread, after stream deltas are consolidated, so a redaction hook sees a
+streamed secret whole instead of split across chunks. A processor that raises
+drops its event (fail closed) and is logged once per failure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from .events import Event
+
+__all__ = ["DELTA_TYPES", "Processor", "consolidate_deltas"]
+
+Processor = Callable[[Event], "Event | None"]
+
+#: Event types whose consecutive occurrences in one span are merged by default.
+DELTA_TYPES = frozenset({"llm.delta", "llm.reasoning"})
+
+
+def _same_shape(head: dict[str, Any], chunk: dict[str, Any]) -> bool:
+    """Chunks merge only when everything but their text agrees (e.g. choice index)."""
+    a = {k: v for k, v in head.items() if k not in _MERGED_KEYS}
+    b = {k: v for k, v in chunk.items() if k not in _MERGED_KEYS}
+    return a == b
+
+
+_MERGED_KEYS = frozenset({"text", "chunks", "first_ts", "last_ts", "last_seq"})
+
+
+def consolidate_deltas(
+    events: list[Event], extra: list[Any]
+) -> tuple[list[Event], list[Any]]:
+    """Merge consecutive deltas of the same kind within a span into one event.
+
+    "Consecutive" means no other event of the same span comes between them;
+    events of other spans (parallel streams) may interleave. The merged event
+    keeps the first chunk's id, time and seq, and carries ``text`` (all chunks
+    joined), ``chunks``, ``first_ts``, ``last_ts`` and ``last_seq``. Nothing is
+    lost; a stream that straddles two batches yields two merged events.
+    """
+    out_e: list[Event] = []
+    out_x: list[Any] = []
+    open_by_span: dict[str | None, tuple[int, list[str]]] = {}
+    for ev, sinks in zip(events, extra):
+        span = ev.span_id
+        if ev.type in DELTA_TYPES and isinstance(ev.payload.get("text"), str):
+            current = open_by_span.get(span)
+            if current is not None:
+                idx, parts = current
+                head = out_e[idx]
+                if head.type == ev.type and out_x[idx] is sinks and _same_shape(head.payload, ev.payload):
+                    parts.append(ev.payload["text"])
+                    head.payload["chunks"] += 1
+                    head.payload["last_ts"] = ev.ts
+                    head.payload["last_seq"] = ev.seq
+                    continue
+                _close(out_e[idx], parts)
+            payload = dict(ev.payload)
+            payload.setdefault("chunks", 1)
+            payload.setdefault("first_ts", ev.ts)
+            payload.setdefault("last_ts", ev.ts)
+            payload.setdefault("last_seq", ev.seq)
+            ev.payload = payload
+            open_by_span[span] = (len(out_e), [payload["text"]])
+        else:
+            current = open_by_span.pop(span, None)
+            if current is not None:
+                _close(out_e[current[0]], current[1])
+        out_e.append(ev)
+        out_x.append(sinks)
+    for idx, parts in open_by_span.values():
+        _close(out_e[idx], parts)
+    return out_e, out_x
+
+
+def _close(head: Event, parts: list[str]) -> None:
+    if len(parts) > 1:
+        head.payload["text"] = "".join(parts)

@@ -1,0 +1,283 @@
+"""Typed producers for the event kinds: inferences, tool executions, logs, snapshots, usage.
+
+These are what SDK instrumentations, framework adapters and hand-written agents
+call. Each returns quickly and never raises into the host: payloads are built
+as plain dicts and encoded later on the writer thread.
+
+An :class:`Inference` is a span of kind ``llm``. Use it as a context manager
+(or call ``start()`` and one of ``finish()`` / ``fail()`` / ``interrupt()``
+yourself, e.g. around a stream that outlives the block that opened it)::
+
+    with agentlog.inference("openai", "gpt-4o", request={"messages": msgs}) as call:
+        for chunk in stream:
+            call.delta(chunk.text)
+        call.finish(stop_reason="stop", usage={"input_tokens": 12, "output_tokens": 30})
+
+Leaving the block without ``finish()`` closes the inference for you: ``error``
+if an exception is passing, ``interrupted`` (with the partial text) for an
+interrupt, else ``ok`` with the text streamed so far.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from .context import SpanScope, outcome
+from .recorder import get_recorder
+
+__all__ = ["Inference", "ToolCall", "inference", "log", "snapshot", "tool_call", "usage"]
+
+
+class Inference(SpanScope):
+    """One LLM call: request, streamed text and reasoning, tool calls, outcome."""
+
+    opening_type = "llm.started"
+
+    def __init__(
+        self,
+        provider: str,
+        model: str | None,
+        request: dict[str, Any] | None = None,
+        *,
+        name: str | None = None,
+        span_id: str | None = None,
+    ) -> None:
+        super().__init__(name or model, kind="llm", span_id=span_id)
+        self.provider = provider
+        self.model = model
+        self.request = request
+        self._text: list[str] = []
+        self._reasoning: list[str] = []
+        self._tool_calls: list[dict[str, Any]] = []
+        self._first_token_ns: int | None = None
+
+    def _fresh(self) -> Inference:
+        return Inference(self.provider, self.model, self.request, name=self.name)
+
+    def _open_payload(self) -> dict[str, Any]:
+        return {"provider": self.provider, "model": self.model, "name": self.name,
+                "request": self.request}
+
+    def start(self) -> Inference:
+        """Open without a ``with`` block (close with finish/fail/interrupt)."""
+        self._t0 = time.perf_counter_ns()
+        self._frame = self._open()
+        return self
+
+    # -- while it streams -------------------------------------------------------------
+    def delta(self, text: str, **fields: Any) -> bool:
+        """A chunk of streamed text (``fields``: e.g. ``index`` for a choice)."""
+        if self._first_token_ns is None:
+            self._first_token_ns = time.perf_counter_ns()
+        self._text.append(text)
+        return self.emit("llm.delta", {"text": text, **fields} if fields else {"text": text})
+
+    def reasoning(self, text: str, **fields: Any) -> bool:
+        """A chunk of streamed reasoning ("thinking") text."""
+        if self._first_token_ns is None:
+            self._first_token_ns = time.perf_counter_ns()
+        self._reasoning.append(text)
+        return self.emit("llm.reasoning", {"text": text, **fields} if fields else {"text": text})
+
+    def tool_call(self, id: str, name: str, arguments: Any = None) -> bool:
+        """A tool call the model asked for (``arguments`` parsed, or the raw string)."""
+        call = {"id": id, "name": name, "arguments": arguments}
+        self._tool_calls.append(call)
+        return self.emit("llm.tool_call", call)
+
+    @property
+    def text(self) -> str:
+        return "".join(self._text)
+
+    def _ttft(self) -> float | None:
+        if self._first_token_ns is None:
+            return None
+        return (self._first_token_ns - self._t0) / 1e6
+
+    # -- endings ------------------------------------------------------------------------
+    def finish(
+        self,
+        response_text: str | None = None,
+        *,
+        reasoning_text: str | None = None,
+        stop_reason: str | None = None,
+        usage: dict[str, int | None] | None = None,
+        cost_usd: float | None = None,
+        request_id: str | None = None,
+        model: str | None = None,
+        message: dict[str, Any] | None = None,
+        response: Any = None,
+        ttft_ms: float | None = None,
+    ) -> bool:
+        """Close the inference successfully. Text defaults to what was streamed."""
+        if self._closed:
+            return False
+        self._closed = True
+        if response_text is None and self._text:
+            response_text = self.text
+        if reasoning_text is None and self._reasoning:
+            reasoning_text = "".join(self._reasoning)
+        return self.emit("llm.finished", {
+            "status": "ok",
+            "provider": self.provider,
+            "model": model or self.model,
+            "response_text": response_text,
+            "reasoning_text": reasoning_text,
+            "stop_reason": stop_reason,
+            "tool_calls": self._tool_calls or None,
+            "usage": usage,
+            "cost_usd": cost_usd,
+            "ttft_ms": ttft_ms if ttft_ms is not None else self._ttft(),
+            "duration_ms": self.elapsed_ms(),
+            "request_id": request_id,
+            "message": message,
+            "response": response,
+        })
+
+    def fail(
+        self,
+        message: str,
+        *,
+        kind: str = "error",
+        http_status: int | None = None,
+        request_id: str | None = None,
+        body: Any = None,
+        request: Any = None,
+        status: str = "error",
+    ) -> bool:
+        """Close the inference with a provider or transport error."""
+        if self._closed:
+            return False
+        self._closed = True
+        return self.emit("llm.error", {
+            "status": status,
+            "provider": self.provider,
+            "model": self.model,
+            "error": {"message": message, "kind": kind, "http_status": http_status,
+                      "request_id": request_id, "body": body, "request": request},
+            "partial_text": self.text or None,
+            "duration_ms": self.elapsed_ms(),
+        })
+
+    def interrupt(self, reason: str = "interrupted") -> bool:
+        """Close an inference cut off mid-stream, keeping the partial text."""
+        if self._closed:
+            return False
+        self._closed = True
+        return self.emit("llm.interrupted", {
+            "status": "interrupted",
+            "provider": self.provider,
+            "model": self.model,
+            "partial_text": self.text,
+            "reasoning_text": "".join(self._reasoning) or None,
+            "reason": reason,
+            "duration_ms": self.elapsed_ms(),
+        })
+
+    def _close(self, exc: BaseException | None) -> None:
+        if self._closed:
+            return
+        status, error = outcome(exc)
+        if status == "ok":
+            self.finish()
+        elif status == "interrupted":
+            self.interrupt(f"{type(exc).__name__}")
+        else:
+            assert error is not None
+            self.fail(error["message"], kind=error["type"])
+
+
+class ToolCall(SpanScope):
+    """One tool execution: arguments in, result or failure out, with its duration.
+
+    ``tool_call_id`` links it to the model's request (``llm.tool_call``).
+    """
+
+    opening_type = "tool.started"
+
+    def __init__(
+        self,
+        name: str,
+        arguments: Any = None,
+        *,
+        tool_call_id: str | None = None,
+        span_id: str | None = None,
+    ) -> None:
+        super().__init__(name, kind="tool", span_id=span_id)
+        self.arguments = arguments
+        self.tool_call_id = tool_call_id
+
+    def _fresh(self) -> ToolCall:
+        return ToolCall(self.name or "", self.arguments, tool_call_id=self.tool_call_id)
+
+    def _open_payload(self) -> dict[str, Any]:
+        return {"name": self.name, "tool_call_id": self.tool_call_id, "arguments": self.arguments}
+
+    def finish(self, result: Any = None) -> bool:
+        if self._closed:
+            return False
+        self._closed = True
+        return self.emit("tool.finished", {"status": "ok", "result": result,
+                                           "duration_ms": self.elapsed_ms()})
+
+    def fail(self, error: BaseException | str) -> bool:
+        if self._closed:
+            return False
+        self._closed = True
+        if isinstance(error, BaseException):
+            err = {"type": type(error).__name__, "message": str(error)}
+        else:
+            err = {"type": "error", "message": error}
+        status = "interrupted" if isinstance(error, (KeyboardInterrupt, GeneratorExit)) else "error"
+        return self.emit("tool.failed", {"status": status, "error": err, "duration_ms": self.elapsed_ms()})
+
+    def _close(self, exc: BaseException | None) -> None:
+        if self._closed:
+            return
+        if exc is None:
+            self.finish(self.result)
+        else:
+            self.fail(exc)
+
+
+def inference(
+    provider: str, model: str | None, request: dict[str, Any] | None = None, *, name: str | None = None
+) -> Inference:
+    """Record one LLM call (see :class:`Inference`)."""
+    return Inference(provider, model, request, name=name)
+
+
+def tool_call(name: str, arguments: Any = None, *, tool_call_id: str | None = None) -> ToolCall:
+    """Record one tool execution (context manager; set ``.result`` or call ``finish``)."""
+    return ToolCall(name, arguments, tool_call_id=tool_call_id)
+
+
+def log(message: str, level: str = "info", **fields: Any) -> bool:
+    """A log / info event in the current run, turn and span (e.g. "mode switched")."""
+    return get_recorder().publish("log", {"level": level, "message": message, "fields": fields or None})
+
+
+def snapshot(state: Any, phase: str = "pre", **fields: Any) -> bool:
+    """A full JSON snapshot of the turn's state, e.g. before (``pre``) and after (``post``) inference."""
+    return get_recorder().publish("snapshot", {"phase": phase, "state": state, **fields})
+
+
+def usage(
+    *,
+    input_tokens: int | None = None,
+    output_tokens: int | None = None,
+    cached_tokens: int | None = None,
+    cache_write_tokens: int | None = None,
+    reasoning_tokens: int | None = None,
+    cost_usd: float | None = None,
+    **fields: Any,
+) -> bool:
+    """A cumulative usage snapshot (tokens and cost so far) for the current run."""
+    return get_recorder().publish("usage", {
+        "input_tokens": input_tokens, "output_tokens": output_tokens, "cached_tokens": cached_tokens,
+        "cache_write_tokens": cache_write_tokens, "reasoning_tokens": reasoning_tokens,
+        "cost_usd": cost_usd, **fields,
+    })
+
+

@@ -1,0 +1,397 @@
+"""The recorder: stamps events on the caller's thread and hands them to the writer.
+
+``publish()`` does the minimum a caller must pay for: one ContextVar read for
+the correlation, a clock read, the run's next sequence number, a tuple, and a
+``deque.append`` (atomic under the GIL, no lock). Ids, JSON, processors and SQL
+all happen on the writer thread (:mod:`agentlog._batch`).
+
+Guarantees, in short (``docs/guarantees.md`` has the exact conditions):
+
+* ``publish()`` never raises into the host program; it returns False when the
+  event was not accepted, and the reason is counted.
+* Memory is bounded by ``max_queue``; when full, ``on_full`` says drop (count it)
+  or block up to ``block_timeout`` and then drop.
+* ``durability="async"``: an accepted event's commit starts within
+  ``flush_interval``. ``durability="sync"``: ``publish()`` returns after the commit.
+* ``flush(timeout)`` and ``close()`` honour their timeouts; ``close()`` is
+  idempotent and runs at interpreter exit; after ``os.fork()`` the child starts
+  with an empty queue, a fresh writer and its own store connection.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import sys
+import threading
+import time
+import weakref
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from . import _ids
+from ._batch import FlushMarker, SinkSlot, Waiter, Worker
+from ._frame import Frame, RunState, frame_var
+from .config import Settings, resolve_db_path
+from .processors import Processor
+from .sinks.base import Sink
+
+__all__ = ["Recorder", "configure", "get_recorder", "publish", "shutdown"]
+
+log = logging.getLogger("agentlog")
+
+_DROP_REASONS = (
+    "queue_full",
+    "too_large",
+    "unserialisable",
+    "processor_failed",
+    "sink_failed",
+    "sink_rejected",
+    "closed",
+    "internal_error",
+)
+
+
+class Recorder:
+    """Accepts events from any thread and writes them through its sinks.
+
+    Most programs use the process-wide recorder made by :func:`configure`; a
+    Recorder can also be built directly (tests, several stores at once).
+    ``clock`` returns unix nanoseconds and ``ids`` mints an id from such a time;
+    inject them for deterministic output (see :mod:`agentlog.testing`).
+    """
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        sinks: Sequence[Sink] | None = None,
+        processors: Iterable[Processor] = (),
+        clock: Callable[[], int] = time.time_ns,
+        ids: Callable[[int | None], str] = _ids.new_id,
+    ) -> None:
+        self.settings = settings or Settings.resolve()
+        if sinks is None:
+            from .sinks.sqlite import SQLiteSink
+
+            sinks = [SQLiteSink(resolve_db_path(self.settings.db))]
+        self._clock = clock
+        self._ids = ids
+        self._processors: tuple[Processor, ...] = tuple(processors)
+        self._sinks = list(sinks)
+        self._max_queue = self.settings.max_queue
+        self._wake_at = self.settings.batch_size
+        self._sync = self.settings.durability == "sync"
+        self._last_pushed_stats: dict[str, Any] | None = None
+        self._init_runtime()
+        _live.add(self)
+
+    def _init_runtime(self) -> None:
+        """(Re)create everything a process owns alone: queue, locks, writer, counters."""
+        self._queue: deque[Any] = deque()
+        self._wake = threading.Event()
+        self._lock = threading.Lock()
+        self._dropped = dict.fromkeys(_DROP_REASONS, 0)
+        self._internal_errors = 0
+        self._closed = False
+        self._implicit: RunState | None = None
+        self._slots = [SinkSlot(s, self._max_queue, self._count_drop) for s in self._sinks]
+        self._extra: dict[int, SinkSlot] = {}
+        self._writer_id = _ids.new_id()
+        self._started_at = time.time_ns() // 1000
+        self._pid = os.getpid()
+        self._worker = Worker(self)
+        self._worker.start()
+
+    # -- the hot path ------------------------------------------------------------------
+    def publish(self, type: str, payload: dict[str, Any] | None = None) -> bool:
+        """Record an event in the current run / turn / span. Never raises.
+
+        The payload is encoded later, on the writer thread: do not mutate it
+        (or containers inside it) after publishing; pass a copy if you will.
+        Returns True if the event was accepted (queued, or committed in ``sync`` mode).
+        """
+        f = frame_var.get()
+        run = f.run
+        if run is None:
+            run = self._implicit or self._implicit_run()
+        return self._put(
+            (type, payload, self._clock(), next(run.seq), run.run_id, f.turn_id, f.span_id,
+             f.parent_span_id, f.sinks, None)
+        )
+
+    def emit(
+        self,
+        type: str,
+        payload: dict[str, Any] | None,
+        frame: Frame,
+        span_id: str | None,
+        parent_span_id: str | None,
+    ) -> bool:
+        """Publish with an explicit frame and span (span handles, streams). Never raises."""
+        run = frame.run
+        if run is None:
+            run = self._implicit or self._implicit_run()
+        return self._put(
+            (type, payload, self._clock(), next(run.seq), run.run_id, frame.turn_id, span_id,
+             parent_span_id, frame.sinks, None)
+        )
+
+    def _put(self, item: tuple[Any, ...]) -> bool:
+        if self._sync:
+            return self._put_sync(item)
+        q = self._queue
+        if len(q) >= self._max_queue and not self._wait_for_room():
+            return False
+        if self._closed:
+            self._count_drop("closed")
+            return False
+        q.append(item)
+        if len(q) >= self._wake_at and not self._wake.is_set():
+            self._wake.set()
+        return True
+
+    # -- slow paths ----------------------------------------------------------------------
+    def _wait_for_room(self) -> bool:
+        if self.settings.on_full == "block":
+            deadline = time.monotonic() + self.settings.block_timeout
+            self._wake.set()
+            while len(self._queue) >= self._max_queue and time.monotonic() < deadline:
+                time.sleep(0.0005)
+            if len(self._queue) < self._max_queue:
+                return True
+        self._count_drop("queue_full")
+        return False
+
+    def _put_sync(self, item: tuple[Any, ...]) -> bool:
+        if self._closed:
+            self._count_drop("closed")
+            return False
+        if len(self._queue) >= self._max_queue and not self._wait_for_room():
+            return False
+        waiter = Waiter()
+        self._queue.append((*item[:9], waiter))
+        self._wake.set()
+        return waiter.done.wait(self.settings.sync_timeout) and waiter.ok
+
+    def _implicit_run(self) -> RunState:
+        """The run that collects events published outside any ``agentlog.run()``."""
+        with self._lock:
+            if self._implicit is None:
+                name = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "python"
+                run = RunState(_ids.new_id(), name)
+                self._put(
+                    ("run.started", {"name": name, "implicit": True, "pid": os.getpid()},
+                     self._clock(), next(run.seq), run.run_id, None, None, None, (), None)
+                )
+                self._implicit = run
+            return self._implicit
+
+    def _count_drop(self, reason: str, n: int = 1) -> None:
+        with self._lock:
+            self._dropped[reason] = self._dropped.get(reason, 0) + n
+
+    def _note_internal_error(self) -> None:
+        with self._lock:
+            self._internal_errors += 1
+
+    def _all_slots(self) -> list[SinkSlot]:
+        return self._slots + list(self._extra.values())
+
+    def _extra_slot(self, sink: Sink) -> SinkSlot:
+        """The slot of a sink attached with ``agentlog.sinks(...)`` (made on first use)."""
+        slot = self._extra.get(id(sink))
+        if slot is None:
+            slot = self._extra[id(sink)] = SinkSlot(sink, self._max_queue, self._count_drop)
+        return slot
+
+    # -- control -------------------------------------------------------------------------
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every event accepted so far is written; False on timeout or failure."""
+        if self._closed and not self._worker.thread.is_alive():
+            return not self._queue and all(s.healthy for s in self._all_slots())
+        marker = FlushMarker()
+        self._queue.append(marker)  # markers bypass the bound: they carry no data
+        self._wake.set()
+        return marker.done.wait(timeout) and marker.ok
+
+    def close(self, timeout: float | None = None) -> bool:
+        """Write what is queued, stop the writer and close the sinks. Idempotent.
+
+        Waits at most ``timeout`` (default: ``shutdown_timeout`` plus a margin);
+        returns True if everything accepted was written.
+        """
+        with self._lock:
+            already = self._closed
+            implicit, self._implicit = self._implicit, None
+        if not already and implicit is not None:
+            self._put(
+                ("run.finished", {"status": "ok"}, self._clock(), next(implicit.seq),
+                 implicit.run_id, None, None, None, (), None)
+            )
+        self._closed = True
+        worker = self._worker
+        worker.stop.set()
+        self._wake.set()
+        if worker.thread is not threading.current_thread():
+            limit = self.settings.shutdown_timeout + 1.0 if timeout is None else timeout
+            worker.thread.join(limit)
+        _live.discard(self)
+        return not worker.thread.is_alive() and not any(
+            self._dropped[r] for r in ("sink_failed", "closed")
+        ) and not self._queue
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def sinks(self) -> list[Sink]:
+        return list(self._sinks)
+
+    def stats(self) -> dict[str, Any]:
+        """Counters: written per sink, dropped per reason, queued, health."""
+        with self._lock:
+            dropped = dict(self._dropped)
+            internal = self._internal_errors
+        return {
+            "writer_id": self._writer_id,
+            "pid": self._pid,
+            "started_at": self._started_at,
+            "queued": len(self._queue),
+            "dropped": dropped,
+            "internal_errors": internal,
+            "sinks": {
+                s.name: {
+                    "written": s.written,
+                    "failed": s.failed,
+                    "pending": s.pending_count,
+                    "errors": s.errors,
+                    "last_error": s.last_error,
+                    "healthy": s.healthy,
+                }
+                for s in self._all_slots()
+            },
+            "healthy": all(s.healthy for s in self._all_slots()),
+        }
+
+    def _after_fork_child(self) -> None:
+        # Inherited sink handles (an SQLite connection) are dropped, never closed:
+        # closing would disturb the parent's use of the same file descriptors.
+        for sink in self._sinks:
+            hook = getattr(sink, "after_fork", None)
+            if callable(hook):
+                try:
+                    hook()
+                except Exception:
+                    log.exception("agentlog: sink %s failed to reset after fork", sink.name)
+        closed = self._closed
+        self._last_pushed_stats = None
+        self._init_runtime()
+        if closed:
+            self._closed = True
+            self._worker.stop.set()
+            self._wake.set()
+
+
+_live: weakref.WeakSet[Recorder] = weakref.WeakSet()
+_default: Recorder | None = None
+_default_lock = threading.Lock()
+
+
+def configure(
+    db: str | os.PathLike[str] | None = None,
+    *,
+    durability: str | None = None,
+    flush_interval: float | None = None,
+    batch_size: int | None = None,
+    max_queue: int | None = None,
+    on_full: str | None = None,
+    block_timeout: float | None = None,
+    sync_timeout: float | None = None,
+    shutdown_timeout: float | None = None,
+    keep_deltas: bool | None = None,
+    max_event_bytes: int | None = None,
+    max_string_bytes: int | None = None,
+    sinks: Sequence[Sink] | None = None,
+    extra_sinks: Sequence[Sink] = (),
+    processors: Iterable[Processor] = (),
+) -> Recorder:
+    """Set up the process-wide recorder (closing any previous one) and return it.
+
+    ``db`` is a file path or ``sqlite:///path`` (default ``./agentlog.db`` or
+    ``$AGENTLOG_DB``). ``sinks`` replaces the default SQLite store entirely;
+    ``extra_sinks`` adds to it. Other settings: see :mod:`agentlog.config`.
+    """
+    global _default
+    settings = Settings.resolve(
+        db=db,
+        durability=durability,
+        flush_interval=flush_interval,
+        batch_size=batch_size,
+        max_queue=max_queue,
+        on_full=on_full,
+        block_timeout=block_timeout,
+        sync_timeout=sync_timeout,
+        shutdown_timeout=shutdown_timeout,
+        keep_deltas=keep_deltas,
+        max_event_bytes=max_event_bytes,
+        max_string_bytes=max_string_bytes,
+    )
+    if sinks is None:
+        from .sinks.sqlite import SQLiteSink
+
+        sinks = [SQLiteSink(resolve_db_path(settings.db))]
+    recorder = Recorder(settings, sinks=[*sinks, *extra_sinks], processors=processors)
+    with _default_lock:
+        previous, _default = _default, recorder
+    if previous is not None:
+        previous.close()
+    return recorder
+
+
+def get_recorder() -> Recorder:
+    """The process-wide recorder, configured from the environment on first use."""
+    global _default
+    r = _default
+    if r is None:
+        with _default_lock:
+            if _default is None:
+                _default = Recorder()
+            r = _default
+    return r
+
+
+def publish(type: str, payload: dict[str, Any] | None = None) -> bool:
+    """Publish an event through the process-wide recorder. Never raises."""
+    r = _default or get_recorder()
+    return r.publish(type, payload)
+
+
+def shutdown(timeout: float | None = None) -> bool:
+    """Close the process-wide recorder (also done automatically at exit)."""
+    global _default
+    with _default_lock:
+        r, _default = _default, None
+    return r.close(timeout) if r is not None else True
+
+
+@atexit.register
+def _close_all_at_exit() -> None:
+    for r in list(_live):
+        try:
+            r.close()
+        except Exception:  # never turn a clean exit into a traceback
+            log.exception("agentlog: error while closing the recorder at exit")
+
+
+def _after_fork_in_child() -> None:
+    for r in list(_live):
+        r._after_fork_child()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -1,0 +1,518 @@
+"""The default sink: one SQLite file, one ``BEGIN IMMEDIATE`` transaction per batch.
+
+Besides the raw ``al_events`` rows it maintains the derived tables behind the
+public views (runs, turns, spans, tool requests, the deduplicated conversation,
+the full-text index) with upserts written so that their effect does not depend
+on the order they run in; this lets a batch run one ``executemany`` per
+statement instead of one statement per event.
+
+The connection is opened lazily on the writer thread, so ``configure()`` never
+blocks on a slow or locked file. Environmental errors (locked, disk full,
+read-only) raise, and the recorder retries the batch; an event the database
+itself refuses is isolated, left out and counted in ``take_rejected()``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import socket
+import sqlite3
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from ..events import SPAN_CLOSING, USAGE_KEYS, Event
+from ..store.sqlite import connect_writer
+
+__all__ = ["SQLiteSink"]
+
+log = logging.getLogger("agentlog")
+
+_INSERT_EVENT = (
+    "INSERT OR IGNORE INTO al_events (event_id, run_id, turn_id, span_id, parent_span_id, seq, ts, type,"
+    " provider, model, status, input_tokens, output_tokens, cached_tokens, cache_write_tokens,"
+    " reasoning_tokens, cost_usd, duration_ms, payload) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+)
+_RUN_STARTED = (
+    "INSERT INTO al_runs (run_id, name, started_at, metadata, tags, parent_run_id, implicit)"
+    " VALUES (?,?,?,?,?,?,?) ON CONFLICT (run_id) DO UPDATE SET name = excluded.name,"
+    " started_at = excluded.started_at, metadata = excluded.metadata, tags = excluded.tags,"
+    " parent_run_id = excluded.parent_run_id, implicit = excluded.implicit"
+)
+_RUN_FINISHED = (
+    "INSERT INTO al_runs (run_id, status, ended_at, error) VALUES (?,?,?,?)"
+    " ON CONFLICT (run_id) DO UPDATE SET status = excluded.status, ended_at = excluded.ended_at,"
+    " error = excluded.error"
+)
+_RUN_SEEN = (
+    "INSERT INTO al_runs (run_id, last_event_at) VALUES (?,?) ON CONFLICT (run_id) DO UPDATE SET"
+    " last_event_at = max(coalesce(al_runs.last_event_at, 0), excluded.last_event_at)"
+)
+_TURN_STARTED = (
+    "INSERT INTO al_turns (turn_id, run_id, idx, started_at, metadata) VALUES (?,?,?,?,?)"
+    " ON CONFLICT (turn_id) DO UPDATE SET run_id = excluded.run_id, idx = excluded.idx,"
+    " started_at = excluded.started_at, metadata = excluded.metadata"
+)
+_TURN_FINISHED = (
+    "INSERT INTO al_turns (turn_id, run_id, status, ended_at, error) VALUES (?,?,?,?,?)"
+    " ON CONFLICT (turn_id) DO UPDATE SET status = excluded.status, ended_at = excluded.ended_at,"
+    " error = excluded.error"
+)
+# Opening a span never touches its status (a close may already have landed);
+# closing and status changes apply only if they are newer (by seq) than what is there.
+_SPAN_OPENED = (
+    "INSERT INTO al_spans (span_id, run_id, turn_id, parent_span_id, kind, name, status_seq, started_at,"
+    " goal, label, attributes, provider, model, tool_call_id, arguments)"
+    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (span_id) DO UPDATE SET"
+    " run_id = excluded.run_id, turn_id = excluded.turn_id, parent_span_id = excluded.parent_span_id,"
+    " kind = excluded.kind, name = excluded.name, started_at = excluded.started_at, goal = excluded.goal,"
+    " label = excluded.label, attributes = excluded.attributes, provider = excluded.provider,"
+    " model = coalesce(al_spans.model, excluded.model), tool_call_id = excluded.tool_call_id,"
+    " arguments = excluded.arguments"
+)
+_SPAN_CLOSED = (
+    "INSERT INTO al_spans (span_id, run_id, turn_id, kind, status, status_seq, ended_at, duration_ms,"
+    " result, error, model, response_text, reasoning_text, stop_reason, input_tokens, output_tokens,"
+    " cached_tokens, cache_write_tokens, reasoning_tokens, cost_usd, ttft_ms, request_id)"
+    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (span_id) DO UPDATE SET"
+    " status = CASE WHEN excluded.status_seq >= al_spans.status_seq THEN excluded.status ELSE al_spans.status END,"
+    " status_seq = max(excluded.status_seq, al_spans.status_seq),"
+    " ended_at = excluded.ended_at, duration_ms = excluded.duration_ms, result = excluded.result,"
+    " error = excluded.error, model = coalesce(excluded.model, al_spans.model),"
+    " response_text = excluded.response_text, reasoning_text = excluded.reasoning_text,"
+    " stop_reason = excluded.stop_reason, input_tokens = excluded.input_tokens,"
+    " output_tokens = excluded.output_tokens, cached_tokens = excluded.cached_tokens,"
+    " cache_write_tokens = excluded.cache_write_tokens, reasoning_tokens = excluded.reasoning_tokens,"
+    " cost_usd = excluded.cost_usd, ttft_ms = excluded.ttft_ms,"
+    " request_id = coalesce(excluded.request_id, al_spans.request_id)"
+)
+_SPAN_STATUS = (
+    "INSERT INTO al_spans (span_id, run_id, turn_id, kind, status, status_seq) VALUES (?,?,?,'span',?,?)"
+    " ON CONFLICT (span_id) DO UPDATE SET"
+    " status = CASE WHEN excluded.status_seq >= al_spans.status_seq THEN excluded.status ELSE al_spans.status END,"
+    " status_seq = max(excluded.status_seq, al_spans.status_seq)"
+)
+_SPAN_LINK = (
+    "INSERT OR IGNORE INTO al_span_links (span_id, target_span_id, relation, run_id, created_at)"
+    " VALUES (?,?,?,?,?)"
+)
+_TOOL_REQUEST = (
+    "INSERT OR IGNORE INTO al_tool_requests (tool_call_id, span_id, run_id, turn_id, name, arguments, ts)"
+    " VALUES (?,?,?,?,?,?,?)"
+)
+_MESSAGE = (
+    "INSERT OR IGNORE INTO al_messages (run_id, position, msg_hash, turn_id, span_id, direction, role,"
+    " content, tool_call_id, name, tool_calls) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
+)
+_SEARCH = "INSERT INTO search (body, kind, run_id, span_id, event_id) VALUES (?,?,?,?,?)"
+_WRITER = (
+    "INSERT INTO al_writers (writer_id, host, pid, started_at, updated_at, written, dropped, queued, stats)"
+    " VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT (writer_id) DO UPDATE SET updated_at = excluded.updated_at,"
+    " written = excluded.written, dropped = excluded.dropped, queued = excluded.queued, stats = excluded.stats"
+)
+# Statement order inside a batch transaction. Every statement is order-independent
+# with respect to the others on the same key (see the comments above).
+_ORDER = (
+    _INSERT_EVENT, _RUN_STARTED, _RUN_FINISHED, _RUN_SEEN, _TURN_STARTED, _TURN_FINISHED,
+    _SPAN_OPENED, _SPAN_CLOSED, _SPAN_STATUS, _SPAN_LINK, _TOOL_REQUEST, _SEARCH,
+)
+
+_KIND_OF = {"llm": "llm", "tool": "tool", "span": "span"}
+_HOST = socket.gethostname()
+
+
+def _json(value: Any) -> str | None:
+    if value is None:
+        return None
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode("utf-8")
+
+
+def _text(value: Any) -> str | None:
+    """A column that holds text: strings as they are, anything else as JSON."""
+    if value is None or isinstance(value, str):
+        return value
+    return _json(value)
+
+
+def _int(v: Any) -> int | None:
+    return v if isinstance(v, int) and not isinstance(v, bool) and -(2**63) <= v < 2**63 else None
+
+
+def _num(v: Any) -> float | int | None:
+    if isinstance(v, bool):
+        return None
+    if isinstance(v, int):
+        return _int(v)
+    return v if isinstance(v, float) else None
+
+
+def _str(v: Any) -> str | None:
+    return v if isinstance(v, str) else None
+
+
+def _error_text(err: Any) -> str | None:
+    if err is None or isinstance(err, str):
+        return err
+    if isinstance(err, dict):
+        msg = err.get("message")
+        kind = err.get("type") or err.get("kind")
+        if isinstance(msg, str):
+            return f"{kind}: {msg}" if isinstance(kind, str) and kind else msg
+    return _json(err)
+
+
+class SQLiteSink:
+    """Writes batches into an agentlog SQLite store (see module docstring)."""
+
+    def __init__(self, path: str | Path, *, fsync: bool = False, name: str | None = None) -> None:
+        self.path = Path(path)
+        self.fsync = fsync
+        self.name = name or f"sqlite:{self.path}"
+        self._conn: sqlite3.Connection | None = None
+        self._stats: dict[str, Any] | None = None
+        self._positions: dict[str, int] = {}
+        self._span_tail: dict[str, str] = {}  # llm span -> hash of its request's last message
+        self._rejected = 0
+        self._closed = False
+
+    # -- the contract ----------------------------------------------------------------
+    def write(self, events: Sequence[Event]) -> None:
+        conn = self._connect()
+        ops = self._rows(events)
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            try:
+                self._apply(conn, ops)
+            except sqlite3.OperationalError:
+                raise
+            except (sqlite3.DatabaseError, ValueError, OverflowError, UnicodeError):
+                # Some value the database refuses: find it, keep the rest.
+                conn.execute("ROLLBACK")
+                conn.execute("BEGIN IMMEDIATE")
+                self._write_one_by_one(conn, events)
+            self._write_messages(conn, events)
+            self._write_stats(conn)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            self._positions.clear()  # positions read inside the failed transaction
+            self._span_tail.clear()
+            raise
+
+    def flush(self, timeout: float | None = None) -> bool:
+        return True
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            except sqlite3.Error:
+                pass
+            conn.close()
+
+    def after_fork(self) -> None:
+        self._conn = None  # the parent's connection: not ours to use or close
+        self._positions.clear()
+
+    def note_stats(self, stats: dict[str, Any]) -> None:
+        self._stats = stats
+
+    def take_rejected(self) -> int:
+        n, self._rejected = self._rejected, 0
+        return n
+
+    # -- internals --------------------------------------------------------------------
+    def _connect(self) -> sqlite3.Connection:
+        if self._conn is None:
+            if self._closed:
+                raise RuntimeError(f"{self.name} is closed")
+            self._conn = connect_writer(self.path, fsync=self.fsync)
+        return self._conn
+
+    def _apply(self, conn: sqlite3.Connection, ops: dict[str, list[tuple[Any, ...]]]) -> None:
+        for stmt in _ORDER:
+            rows = ops.get(stmt)
+            if rows:
+                conn.executemany(stmt, rows)
+
+    def _write_one_by_one(self, conn: sqlite3.Connection, events: Sequence[Event]) -> None:
+        for ev in events:
+            conn.execute("SAVEPOINT one")
+            try:
+                self._apply(conn, self._rows([ev]))
+                conn.execute("RELEASE one")
+            except sqlite3.OperationalError:
+                raise
+            except (sqlite3.DatabaseError, ValueError, OverflowError, UnicodeError) as exc:
+                conn.execute("ROLLBACK TO one")
+                conn.execute("RELEASE one")
+                self._rejected += 1
+                log.error("agentlog: %s refused a %s event (%s); it was left out", self.name, ev.type, exc)
+
+    def _write_stats(self, conn: sqlite3.Connection) -> None:
+        s = self._stats
+        if s is None:
+            return
+        mine = s["sinks"].get(self.name, {})
+        dropped = sum(s["dropped"].values())
+        conn.execute(
+            _WRITER,
+            (s["writer_id"], _HOST, s["pid"], s["started_at"], time.time_ns() // 1000,
+             mine.get("written", 0), dropped, s["queued"], _json(s)),
+        )
+
+    def _rows(self, events: Sequence[Event]) -> dict[str, list[tuple[Any, ...]]]:
+        ops: dict[str, list[tuple[Any, ...]]] = {}
+        add: Callable[[str, tuple[Any, ...]], None] = lambda stmt, row: ops.setdefault(stmt, []).append(row)  # noqa: E731
+        last_seen: dict[str, int] = {}
+        for ev in events:
+            p = ev.payload
+            u = ev.usage()
+            add(_INSERT_EVENT, (
+                ev.event_id, ev.run_id, ev.turn_id, ev.span_id, ev.parent_span_id, ev.seq, ev.ts, ev.type,
+                _str(p.get("provider")), _str(p.get("model")), _str(p.get("status")),
+                *(_int(u[k]) for k in USAGE_KEYS),
+                _num(p.get("cost_usd")), _num(p.get("duration_ms")), ev.payload_json().decode("utf-8"),
+            ))
+            if ev.run_id is not None:
+                last_seen[ev.run_id] = max(last_seen.get(ev.run_id, 0), ev.ts)
+            handler = _HANDLERS.get(ev.type)
+            if handler is not None:
+                handler(ev, p, add)
+        for run_id, ts in last_seen.items():
+            add(_RUN_SEEN, (run_id, ts))
+        return ops
+
+    def _write_messages(self, conn: sqlite3.Connection, events: Sequence[Event]) -> None:
+        """Append new conversation messages, each stored once per run."""
+        for ev in events:
+            if ev.run_id is None or ev.type not in ("llm.started", "llm.finished"):
+                continue
+            for direction, msg_hash, msg in self._conversation(conn, ev):
+                pos = self._next_position(conn, ev.run_id)
+                row = (ev.run_id, pos, msg_hash, ev.turn_id, ev.span_id, direction, _str(msg.get("role")),
+                       _text(msg.get("content")), _str(msg.get("tool_call_id")), _str(msg.get("name")),
+                       _json(msg.get("tool_calls")))
+                if conn.execute(_MESSAGE, row).rowcount:
+                    self._positions[ev.run_id] = pos + 1
+                    if isinstance(row[7], str) and row[7]:
+                        conn.execute(_SEARCH, (row[7], "message", ev.run_id, ev.span_id, ev.event_id))
+
+    def _conversation(self, conn: sqlite3.Connection, ev: Event) -> list[tuple[str, str, dict[str, Any]]]:
+        """(direction, chain hash, message) for the messages an llm event carries."""
+        p = ev.payload
+        if ev.type == "llm.started":
+            chain = _request_chain(p.get("request"))
+            if chain and ev.span_id:
+                if len(self._span_tail) > 10_000:
+                    self._span_tail.clear()
+                self._span_tail[ev.span_id] = chain[-1][1]
+            return chain
+        msg = _reply_message(p)
+        if msg is None:
+            return []
+        parent = self._span_tail.pop(ev.span_id or "", None)
+        if parent is None:  # the request was written by an earlier batch or process
+            row = conn.execute("SELECT payload FROM al_events WHERE span_id = ? AND type = 'llm.started'",
+                               (ev.span_id,)).fetchone()
+            chain = _request_chain(orjson.loads(row[0]).get("request")) if row else []
+            parent = chain[-1][1] if chain else ""
+        return [("output", _msg_hash(parent, msg), msg)]
+
+    def _next_position(self, conn: sqlite3.Connection, run_id: str) -> int:
+        pos = self._positions.get(run_id)
+        if pos is None:
+            row = conn.execute("SELECT coalesce(max(position), 0) + 1 FROM al_messages WHERE run_id = ?",
+                               (run_id,)).fetchone()
+            pos = self._positions[run_id] = int(row[0])
+            if len(self._positions) > 10_000:
+                self._positions.clear()
+                self._positions[run_id] = pos
+        return pos
+
+
+# -- event type -> derived rows ----------------------------------------------------------
+Add = Callable[[str, tuple[Any, ...]], None]
+
+
+def _run_started(ev: Event, p: dict[str, Any], add: Add) -> None:
+    add(_RUN_STARTED, (ev.run_id, _str(p.get("name")), ev.ts, _json(p.get("metadata")),
+                       _json(p.get("tags")), _str(p.get("parent_run_id")), 1 if p.get("implicit") else 0))
+
+
+def _run_finished(ev: Event, p: dict[str, Any], add: Add) -> None:
+    add(_RUN_FINISHED, (ev.run_id, _str(p.get("status")) or "ok", ev.ts, _error_text(p.get("error"))))
+
+
+def _turn_started(ev: Event, p: dict[str, Any], add: Add) -> None:
+    if ev.turn_id is not None:
+        add(_TURN_STARTED, (ev.turn_id, ev.run_id, _int(p.get("index")), ev.ts, _json(p.get("metadata"))))
+
+
+def _turn_finished(ev: Event, p: dict[str, Any], add: Add) -> None:
+    if ev.turn_id is not None:
+        add(_TURN_FINISHED, (ev.turn_id, ev.run_id, _str(p.get("status")) or "ok", ev.ts,
+                             _error_text(p.get("error"))))
+
+
+def _span_opened(ev: Event, p: dict[str, Any], add: Add) -> None:
+    if ev.span_id is None:
+        return
+    kind = ev.type.split(".", 1)[0]
+    if kind == "span":  # generic spans name their own kind: agent, task, chain, ...
+        kind = _str(p.get("kind")) or "span"
+    name = _str(p.get("name"))
+    if kind == "llm" and name is None:
+        name = _str(p.get("model"))
+    add(_SPAN_OPENED, (
+        ev.span_id, ev.run_id, ev.turn_id, ev.parent_span_id, kind, name, ev.seq, ev.ts,
+        _str(p.get("goal")), _str(p.get("label")), _json(p.get("attributes")),
+        _str(p.get("provider")), _str(p.get("model")), _str(p.get("tool_call_id")), _json(p.get("arguments")),
+    ))
+    text = _str(p.get("goal"))
+    if kind == "tool" and p.get("arguments") is not None:
+        add(_SEARCH, (_text(p.get("arguments")), "tool_arguments", ev.run_id, ev.span_id, ev.event_id))
+    elif text:
+        add(_SEARCH, (text, "goal", ev.run_id, ev.span_id, ev.event_id))
+
+
+def _span_closed(ev: Event, p: dict[str, Any], add: Add) -> None:
+    if ev.span_id is None:
+        return
+    kind = ev.type.split(".", 1)[0]
+    status = _str(p.get("status")) or _DEFAULT_STATUS[ev.type]
+    u = ev.usage()
+    response = _str(p.get("response_text"))
+    if ev.type == "llm.interrupted":
+        response = _str(p.get("partial_text"))
+    error = p.get("error")
+    add(_SPAN_CLOSED, (
+        ev.span_id, ev.run_id, ev.turn_id, _KIND_OF.get(kind, "span"), status, ev.seq, ev.ts,
+        _num(p.get("duration_ms")), _text(p.get("result")), _error_text(error), _str(p.get("model")),
+        response, _str(p.get("reasoning_text")), _str(p.get("stop_reason")),
+        *(_int(u[k]) for k in USAGE_KEYS), _num(p.get("cost_usd")), _num(p.get("ttft_ms")),
+        _str(p.get("request_id")) or (_str(error.get("request_id")) if isinstance(error, dict) else None),
+    ))
+    for body, field in ((response, "response"), (_str(p.get("reasoning_text")), "reasoning"),
+                        (_text(p.get("result")), "tool_result" if kind == "tool" else "result"),
+                        (_error_text(error), "error")):
+        if body:
+            add(_SEARCH, (body, field, ev.run_id, ev.span_id, ev.event_id))
+    if ev.type == "llm.finished":
+        for call in p.get("tool_calls") or ():
+            if isinstance(call, dict):
+                _tool_request(ev, call, add)
+
+
+def _span_status(ev: Event, p: dict[str, Any], add: Add) -> None:
+    status = _str(p.get("status"))
+    if ev.span_id is not None and status:
+        add(_SPAN_STATUS, (ev.span_id, ev.run_id, ev.turn_id, status, ev.seq))
+
+
+def _span_link(ev: Event, p: dict[str, Any], add: Add) -> None:
+    target = _str(p.get("target_span_id"))
+    if ev.span_id is not None and target:
+        add(_SPAN_LINK, (ev.span_id, target, _str(p.get("relation")) or "depends_on", ev.run_id, ev.ts))
+
+
+def _tool_call(ev: Event, p: dict[str, Any], add: Add) -> None:
+    _tool_request(ev, p, add)
+
+
+def _tool_request(ev: Event, call: dict[str, Any], add: Add) -> None:
+    call_id = _str(call.get("id")) or _str(call.get("tool_call_id"))
+    if call_id and ev.span_id:
+        add(_TOOL_REQUEST, (call_id, ev.span_id, ev.run_id, ev.turn_id, _str(call.get("name")),
+                            _json(call.get("arguments")), ev.ts))
+
+
+def _log(ev: Event, p: dict[str, Any], add: Add) -> None:
+    msg = _str(p.get("message"))
+    if msg:
+        add(_SEARCH, (msg, "log", ev.run_id, ev.span_id, ev.event_id))
+
+
+_DEFAULT_STATUS = {
+    "span.finished": "ok",
+    "llm.finished": "ok",
+    "llm.error": "error",
+    "llm.interrupted": "interrupted",
+    "tool.finished": "ok",
+    "tool.failed": "error",
+}
+_HANDLERS: dict[str, Callable[[Event, dict[str, Any], Add], None]] = {
+    "run.started": _run_started,
+    "run.finished": _run_finished,
+    "turn.started": _turn_started,
+    "turn.finished": _turn_finished,
+    "span.started": _span_opened,
+    "llm.started": _span_opened,
+    "tool.started": _span_opened,
+    "span.status": _span_status,
+    "span.link": _span_link,
+    "llm.tool_call": _tool_call,
+    "log": _log,
+    **dict.fromkeys(SPAN_CLOSING, _span_closed),
+}
+
+
+# -- the conversation ----------------------------------------------------------------------
+def _msg_hash(parent: str, msg: dict[str, Any]) -> str:
+    calls = msg.get("tool_calls")
+    call_ids = ",".join(
+        str(c.get("id")) for c in calls if isinstance(c, dict)
+    ) if isinstance(calls, list) else ""
+    content = msg.get("content")
+    key = orjson.dumps(
+        [parent, msg.get("role"), "" if content is None else content, msg.get("tool_call_id"), call_ids],
+        option=orjson.OPT_NON_STR_KEYS,
+    )
+    return hashlib.blake2b(key, digest_size=16).hexdigest()
+
+
+def _request_messages(request: Any) -> list[dict[str, Any]]:
+    if not isinstance(request, dict):
+        return []
+    msgs: list[dict[str, Any]] = []
+    system = request.get("system")
+    if system:
+        msgs.append({"role": "system", "content": system})
+    for m in request.get("messages") or ():
+        if isinstance(m, dict):
+            msgs.append(m)
+        elif isinstance(m, str):
+            msgs.append({"role": "user", "content": m})
+    return msgs
+
+
+def _request_chain(request: Any) -> list[tuple[str, str, dict[str, Any]]]:
+    out = []
+    parent = ""
+    for m in _request_messages(request):
+        parent = _msg_hash(parent, m)
+        out.append(("input", parent, m))
+    return out
+
+
+def _reply_message(p: dict[str, Any]) -> dict[str, Any] | None:
+    msg = p.get("message")
+    if isinstance(msg, dict):
+        return msg
+    text = p.get("response_text")
+    calls = p.get("tool_calls")
+    if text is None and not calls:
+        return None
+    msg = {"role": "assistant", "content": text}
+    if calls:
+        msg["tool_calls"] = calls
+    return msg
