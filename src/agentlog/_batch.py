@@ -289,9 +289,10 @@ class Worker:
             return events, extra
         out_e: list[Event] = []
         out_x: list[tuple[Any, ...]] = []
-        for ev, sinks in zip(events, extra):
+        for ev, sinks in zip(events, extra, strict=True):
             current: Event | None = ev
             for proc in processors:
+                assert current is not None
                 try:
                     current = proc(current)
                 except Exception:
@@ -311,7 +312,7 @@ class Worker:
     ) -> tuple[list[Event], list[tuple[Any, ...]]]:
         out_e: list[Event] = []
         out_x: list[tuple[Any, ...]] = []
-        for ev, sinks in zip(events, extra):
+        for ev, sinks in zip(events, extra, strict=True):
             try:
                 data, stored = encode_payload(ev.payload, self.max_event_bytes, self.max_string_bytes)
             except EncodeError as exc:
@@ -326,7 +327,7 @@ class Worker:
 
     def _deliver_extra(self, events: list[Event], extra: list[tuple[Any, ...]]) -> None:
         by_sink: dict[int, tuple[Sink, list[Event]]] = {}
-        for ev, sinks in zip(events, extra):
+        for ev, sinks in zip(events, extra, strict=True):
             for sink in sinks:
                 by_sink.setdefault(id(sink), (sink, []))[1].append(ev)
         for sink, evs in by_sink.values():

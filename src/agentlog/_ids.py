@@ -18,7 +18,7 @@ import os
 import random
 import time
 
-__all__ = ["new_id", "id_time_ms"]
+__all__ = ["id_time_ms", "new_id"]
 
 _COUNTER_BITS = 42
 _COUNTER_MASK = (1 << _COUNTER_BITS) - 1

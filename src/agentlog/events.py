@@ -48,7 +48,7 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Event", "EventType", "SPAN_OPENING", "SPAN_CLOSING", "USAGE_KEYS"]
+__all__ = ["SPAN_CLOSING", "SPAN_OPENING", "USAGE_KEYS", "Event", "EventType"]
 
 
 class EventType(str, enum.Enum):

@@ -46,7 +46,7 @@ def consolidate_deltas(
     out_e: list[Event] = []
     out_x: list[Any] = []
     open_by_span: dict[str | None, tuple[int, list[str]]] = {}
-    for ev, sinks in zip(events, extra):
+    for ev, sinks in zip(events, extra, strict=True):
         span = ev.span_id
         if ev.type in DELTA_TYPES and isinstance(ev.payload.get("text"), str):
             current = open_by_span.get(span)

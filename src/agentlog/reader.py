@@ -182,7 +182,7 @@ class Store:
         run = Run.from_row(row)
         llm = [_row(r) for r in q.run_llm_calls(self._conn, rid)]
         tools = [_row(r) for r in q.run_tool_calls(self._conn, rid)]
-        totals = {
+        totals: dict[str, Any] = {
             "llm_calls": len(llm),
             "tool_calls": sum(1 for t in tools if t["span_id"] is not None),
             "errors": sum(1 for c in llm if c["status"] == "error")

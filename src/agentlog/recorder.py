@@ -93,7 +93,8 @@ class Recorder:
         """(Re)create everything a process owns alone: queue, locks, writer, counters."""
         self._queue: deque[Any] = deque()
         self._wake = threading.Event()
-        self._lock = threading.Lock()
+        # Re-entrant: the implicit run is started under it, and that publish may count a drop.
+        self._lock = threading.RLock()
         self._dropped = dict.fromkeys(_DROP_REASONS, 0)
         self._internal_errors = 0
         self._closed = False
@@ -180,15 +181,17 @@ class Recorder:
     def _implicit_run(self) -> RunState:
         """The run that collects events published outside any ``agentlog.run()``."""
         with self._lock:
-            if self._implicit is None:
-                name = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "python"
-                run = RunState(_ids.new_id(), name)
-                self._put(
-                    ("run.started", {"name": name, "implicit": True, "pid": os.getpid()},
-                     self._clock(), next(run.seq), run.run_id, None, None, None, (), None)
-                )
-                self._implicit = run
-            return self._implicit
+            if self._closed:  # nothing will be written: don't start a run that never ends
+                return RunState(_ids.new_id(), None)
+            if self._implicit is not None:
+                return self._implicit
+            name = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "python"
+            run = self._implicit = RunState(_ids.new_id(), name)
+            item = ("run.started", {"name": name, "implicit": True, "pid": os.getpid()},
+                    self._clock(), next(run.seq), run.run_id, None, None, None, (), None)
+        # Outside the lock: a sync publish waits for the writer, which takes the lock for stats.
+        self._put(item)
+        return run
 
     def _count_drop(self, reason: str, n: int = 1) -> None:
         with self._lock:
@@ -228,7 +231,8 @@ class Recorder:
             already = self._closed
             implicit, self._implicit = self._implicit, None
         if not already and implicit is not None:
-            self._put(
+            # Bypasses the bound (one item): a full queue must not leave the run "running".
+            self._queue.append(
                 ("run.finished", {"status": "ok"}, self._clock(), next(implicit.seq),
                  implicit.run_id, None, None, None, (), None)
             )

@@ -70,6 +70,10 @@ def check_not_newer(conn: sqlite3.Connection, where: str) -> int:
     return version
 
 
+def _only_comments(sql: str) -> bool:
+    return all(not line.strip() or line.strip().startswith("--") for line in sql.splitlines())
+
+
 def _statements(sql: str) -> list[str]:
     """Split a script into statements with SQLite's own notion of completeness."""
     out: list[str] = []
@@ -78,10 +82,10 @@ def _statements(sql: str) -> list[str]:
         buf += line
         if sqlite3.complete_statement(buf):
             stmt = buf.strip()
-            if stmt and not all(l.strip().startswith("--") or not l.strip() for l in stmt.splitlines()):
+            if stmt and not _only_comments(stmt):
                 out.append(stmt)
             buf = ""
-    if buf.strip() and not all(l.strip().startswith("--") or not l.strip() for l in buf.splitlines()):
+    if buf.strip() and not _only_comments(buf):
         raise StoreError(f"incomplete SQL statement at the end of a migration: {buf.strip()[:80]!r}")
     return out
 

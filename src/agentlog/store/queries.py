@@ -39,7 +39,8 @@ def runs_page(
     limit: int,
     offset: int,
 ) -> Rows:
-    where, args = [], []  # type: ignore[var-annotated]
+    where: list[str] = []
+    args: list[Any] = []
     if status:
         where.append("status = ?")
         args.append(status)

@@ -298,7 +298,7 @@ SELECT
     q.span_id AS llm_span_id,
     strftime('%Y-%m-%dT%H:%M:%S', coalesce(x.started_at, q.ts) / 1000000, 'unixepoch') || printf('.%06dZ', coalesce(x.started_at, q.ts) % 1000000) AS started_at
 FROM al_tool_requests q
-LEFT JOIN al_spans x ON x.kind = 'tool' AND x.tool_call_id = q.tool_call_id
+LEFT JOIN al_spans x ON x.kind = 'tool' AND x.tool_call_id = q.tool_call_id AND x.run_id = q.run_id
 UNION ALL
 SELECT
     x.tool_call_id,
@@ -316,7 +316,8 @@ SELECT
 FROM al_spans x
 WHERE x.kind = 'tool'
   AND (x.tool_call_id IS NULL
-       OR NOT EXISTS (SELECT 1 FROM al_tool_requests q WHERE q.tool_call_id = x.tool_call_id));
+       OR NOT EXISTS (SELECT 1 FROM al_tool_requests q
+                      WHERE q.tool_call_id = x.tool_call_id AND q.run_id = x.run_id));
 
 CREATE VIEW writers AS
 SELECT

@@ -1,0 +1,1 @@
+"""agentlog benchmark suite (run with ``python -m bench``)."""

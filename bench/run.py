@@ -1,0 +1,284 @@
+"""Run the benchmark suite, print a table per benchmark, write ``bench/results/latest.json``.
+
+    python -m bench            # full: 3 repetitions of every benchmark, a few minutes
+    python -m bench --quick    # smoke run for CI: smaller samples, 2 repetitions, < 1 minute
+
+Speed targets are checked and printed but never fail the run (a shared CI
+runner is no place to assert timings); only a correctness problem does, e.g.
+the store not holding every event that was published.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from .ingest import run_ingest
+from .latency import QUANTILES, run_latency
+from .workload import TextPool, typical_payloads
+
+__all__ = ["main"]
+
+RESULTS = Path(__file__).resolve().parent / "results"
+P50_MAX_NS = 1_000
+P50_MAX_RATIO = 2.0
+P99_MAX_NS = 10_000
+INGEST_MIN_RATIO = 0.8
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parse(argv)
+    reps = args.reps or (2 if args.quick else 3)
+    mode = "quick" if args.quick else "full"
+    started = time.perf_counter()
+    _warm_cpu()
+    pool = TextPool()
+    print(f"agentlog benchmarks ({mode}, {reps} repetition{'s' if reps > 1 else ''})\n")
+    latency = run_latency(typical_payloads(pool), args.quick, reps)
+    print_latency(latency)
+    ingest = run_ingest(pool, args.quick, reps)
+    print_ingest(ingest)
+    targets = check_targets(latency, ingest)
+    print_targets(targets)
+    result = {
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "command": " ".join(["python -m bench", *(sys.argv[1:] if argv is None else argv)]),
+        "mode": mode,
+        "repetitions": reps,
+        "machine": machine_info(),
+        "latency": latency,
+        "ingest": ingest,
+        "targets": targets,
+        "duration_s": round(time.perf_counter() - started, 1),
+    }
+    out = args.out or RESULTS / "latest.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    print(f"\nwrote {out} in {result['duration_s']} s")
+    if not ingest["all_rows_ok"]:
+        print("FAILED: the store did not hold every published event", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small samples, for a CI smoke run")
+    parser.add_argument(
+        "--reps", type=int, default=0, help="repetitions per benchmark (default 3, quick 2)"
+    )
+    parser.add_argument(
+        "--out", type=Path, default=None, help="JSON file (default bench/results/latest.json)"
+    )
+    return parser.parse_args(argv)
+
+
+def _warm_cpu(seconds: float = 0.3) -> None:
+    """Spin briefly so the first benchmark does not run at an idle clock frequency."""
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
+
+
+# -- machine --------------------------------------------------------------------------------
+def machine_info() -> dict[str, Any]:
+    return {
+        "cpu_count": os.cpu_count(),
+        "cpu_model": _cpu_model(),
+        "platform": platform.platform(),
+        "python": sys.version.split()[0],
+        "implementation": platform.python_implementation(),
+        "sqlite": sqlite3.sqlite_version,
+        "agentlog": _version("agentlog"),
+        "orjson": _version("orjson"),
+        "git_commit": _git_commit(),
+        "switch_interval_s": sys.getswitchinterval(),
+    }
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).resolve().parent,
+            timeout=5,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+# -- targets --------------------------------------------------------------------------------
+def check_targets(latency: dict[str, Any], ingest: dict[str, Any]) -> list[dict[str, Any]]:
+    """The issue's targets against the medians over repetitions."""
+    out: list[dict[str, Any]] = []
+    for name, sc in latency["scenarios"].items():
+        p50 = sc["agentlog"]["p50"]["median"]
+        ratio = sc["ratio_to_minimal"]["p50"]
+        p99 = sc["agentlog"]["p99"]["median"]
+        out.append(_target(f"{name}: p50 <= {P50_MAX_NS} ns", p50, p50 <= P50_MAX_NS, "ns"))
+        out.append(
+            _target(
+                f"{name}: p50 <= {P50_MAX_RATIO:g}x minimal publish",
+                ratio,
+                ratio is not None and ratio <= P50_MAX_RATIO,
+                "x",
+            )
+        )
+        out.append(_target(f"{name}: p99 <= {P99_MAX_NS} ns", p99, p99 <= P99_MAX_NS, "ns"))
+    ratio = ingest["ratio_to_full_reference"]
+    out.append(
+        _target(
+            f"ingest >= {INGEST_MIN_RATIO:.0%} of the same-schema reference",
+            ratio,
+            ratio >= INGEST_MIN_RATIO,
+            "x",
+        )
+    )
+    return out
+
+
+def _target(name: str, measured: float | None, met: bool, unit: str) -> dict[str, Any]:
+    return {"target": name, "measured": measured, "unit": unit, "met": met}
+
+
+# -- printing ---------------------------------------------------------------------------------
+def _fig(s: dict[str, float], unit: str = "") -> str:
+    """``median [min-max]`` in a compact form."""
+
+    def f(v: float) -> str:
+        return f"{v:,.0f}" if abs(v) >= 100 or v == int(v) else f"{v:.2f}"
+
+    return f"{f(s['median'])}{unit} [{f(s['min'])}-{f(s['max'])}]"
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    for i, r in enumerate([header, *rows]):
+        print(
+            "  ".join(
+                str(c).ljust(w) if j == 0 else str(c).rjust(w)
+                for j, (c, w) in enumerate(zip(r, widths, strict=True))
+            )
+        )
+        if i == 0:
+            print("  ".join("-" * w for w in widths))
+
+
+_SUBJECTS = {
+    "agentlog": "agentlog publish()",
+    "minimal": "minimal publish (ref)",
+    "put": "SimpleQueue.put (ref)",
+}
+
+
+def print_latency(latency: dict[str, Any]) -> None:
+    print(f"1. Producer cost of Recorder.publish({latency['event_type']!r}, ~500 B payload),")
+    print("   ns per call net of the timer, median [min-max] over repetitions;")
+    print("   ratio = agentlog / minimal publish; 'after sleep' = first call of each paced group\n")
+    rows: list[list[str]] = []
+    for sc_name, sc in latency["scenarios"].items():
+        for key, label in _SUBJECTS.items():
+            s = sc[key]
+            after = _fig(s["after_sleep_p50"]) if "after_sleep_p50" in s else "-"
+            rows.append([f"{sc_name}: {label}", *(_fig(s[q]) for q, _ in QUANTILES), after])
+        ratios = sc["ratio_to_minimal"]
+        rows.append([f"{sc_name}: ratio", *(_ratio(ratios[q]) for q, _ in QUANTILES), ""])
+    _table(["scenario / subject", "p50", "p99", "p99.9", "after sleep p50"], rows)
+    print()
+    for sc_name, sc in latency["scenarios"].items():
+        a = sc["agentlog"]
+        print(
+            f"   {sc_name}: {a['rate']['median']:,.0f} events/s published; the writer was done "
+            f"{a['drain_s']['median'] * 1000:,.0f} ms after the last publish "
+            f"(written at {a['written_rate']['median']:,.0f} events/s); "
+            f"dropped {a['dropped']['max']:,.0f}"
+        )
+
+
+def _ratio(r: float | None) -> str:
+    return "n/a" if r is None else f"{r:.2f}x"
+
+
+_LEVELS = {
+    "full": "ref: same schema, same rows (full)",
+    "events_only": "ref: al_events only (4 indexes)",
+    "plain": "ref: plain table ceiling",
+}
+
+
+def print_ingest(ingest: dict[str, Any]) -> None:
+    a, ref = ingest["agentlog"], ingest["reference"]
+    turns = ingest["turns_per_run"]
+    print(f"\n2. Sustained ingest of {ingest['events']:,} events (runs of {turns} turns),")
+    print("   events/s until the last commit, median [min-max] over repetitions\n")
+    full = ref["full"]["events_per_s"]["median"]
+    rows = [
+        ["agentlog end to end", _fig(a["events_per_s"]), _ratio(ingest["ratio_to_full_reference"])]
+    ]
+    rows.append(
+        [
+            "agentlog writer alone (after publishing)",
+            _fig(a["writer_events_per_s"]),
+            _ratio(ingest["writer_ratio_to_full_reference"]),
+        ]
+    )
+    for level, label in _LEVELS.items():
+        eps = ref[level]["events_per_s"]
+        rows.append([label, _fig(eps), _ratio(eps["median"] / full)])
+    _table(["subject", "events/s", "vs full ref"], rows)
+    print(
+        f"\n   publishing took {_fig(a['publish_s'], ' s')}; the writer wrote "
+        f"{a['written_while_publishing']['median']:,.0f} events meanwhile and finished "
+        f"{_fig(a['drain_s'], ' s')} later"
+    )
+    print(
+        f"   {a['batches']['median']:,.0f} batches (mean {a['mean_batch']['median']:,.0f} events); "
+        f"dropped {a['dropped']['max']:,.0f}; rows in al_events "
+        f"{'OK' if ingest['all_rows_ok'] else 'WRONG'} ({', '.join(map(str, ingest['rows']))})"
+    )
+    print("   rows written, by agentlog and again by the full reference:")
+    items = [f"{k} {v:,}" for k, v in ingest["reference_rows"].items()]
+    for i in range(0, len(items), 4):
+        print("     " + ", ".join(items[i : i + 4]))
+
+
+def print_targets(targets: list[dict[str, Any]]) -> None:
+    print("\n3. Targets (medians)\n")
+    rows = []
+    for t in targets:
+        m = t["measured"]
+        shown = "n/a" if m is None else (f"{m:,.0f} ns" if t["unit"] == "ns" else f"{m:.2f}x")
+        rows.append([t["target"], shown, "met" if t["met"] else "MISSED"])
+    _table(["target", "measured", ""], rows)

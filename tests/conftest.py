@@ -1,0 +1,33 @@
+"""Shared fixtures. Every test that starts a writer shuts it down."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+# Internal errors in instrumentation re-raise under the test suite (see agentlog._guard).
+os.environ["AGENTLOG_STRICT"] = "1"
+
+import agentlog
+
+
+@pytest.fixture(autouse=True)
+def _no_leaked_recorder(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    # Never let a test write ./agentlog.db in the checkout by accident.
+    monkeypatch.setenv("AGENTLOG_DB", str(tmp_path / "default.db"))
+    yield
+    agentlog.shutdown(timeout=10)
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    return tmp_path / "agentlog.db"
+
+
+@pytest.fixture
+def recorder(db: Path) -> agentlog.Recorder:
+    """The process-wide recorder, writing to a fresh file."""
+    return agentlog.configure(db)
