@@ -1,0 +1,37 @@
+"""Delta consolidation: consecutive chunks of one span merge; nothing is lost."""
+
+from __future__ import annotations
+
+from agentlog import Event
+from agentlog.processors import consolidate_deltas
+
+
+def _ev(seq: int, type: str, span: str, **payload: object) -> Event:
+    return Event(type, f"e{seq}", ts=seq * 10, seq=seq, run_id="r", span_id=span, payload=dict(payload))
+
+
+def test_consecutive_deltas_of_a_span_merge_with_timing_and_count() -> None:
+    events = [_ev(1, "llm.started", "a"), _ev(2, "llm.delta", "a", text="Hel"),
+              _ev(3, "llm.delta", "a", text="lo"), _ev(4, "llm.finished", "a")]
+    out, _ = consolidate_deltas(events, [()] * 4)
+    assert [e.type for e in out] == ["llm.started", "llm.delta", "llm.finished"]
+    assert out[1].payload == {"text": "Hello", "chunks": 2, "first_ts": 20, "last_ts": 30, "last_seq": 3}
+    assert out[1].seq == 2 and out[1].event_id == "e2"
+
+
+def test_interleaved_streams_merge_separately() -> None:
+    events = [_ev(1, "llm.delta", "a", text="a1"), _ev(2, "llm.delta", "b", text="b1"),
+              _ev(3, "llm.delta", "a", text="a2"), _ev(4, "llm.delta", "b", text="b2")]
+    out, _ = consolidate_deltas(events, [()] * 4)
+    assert [(e.span_id, e.payload["text"]) for e in out] == [("a", "a1a2"), ("b", "b1b2")]
+
+
+def test_other_events_kinds_and_choices_break_a_run_of_deltas() -> None:
+    events = [_ev(1, "llm.delta", "a", text="x"), _ev(2, "llm.reasoning", "a", text="think"),
+              _ev(3, "llm.delta", "a", text="y"), _ev(4, "llm.tool_call", "a", id="c"),
+              _ev(5, "llm.delta", "a", text="z", index=0), _ev(6, "llm.delta", "a", text="w", index=1)]
+    out, _ = consolidate_deltas(events, [()] * 6)
+    assert [(e.type, e.payload.get("text")) for e in out] == [
+        ("llm.delta", "x"), ("llm.reasoning", "think"), ("llm.delta", "y"), ("llm.tool_call", None),
+        ("llm.delta", "z"), ("llm.delta", "w")]
+    assert "".join(e.payload.get("text", "") for e in out) == "xthinkyzw"
