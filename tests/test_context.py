@@ -8,9 +8,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from helpers import query
 
 import agentlog
+
+from helpers import query
 
 
 def test_nested_scopes_set_run_turn_span_and_parent(recorder: agentlog.Recorder) -> None:
@@ -32,11 +33,10 @@ def test_context_flows_into_asyncio_tasks(db: Path, recorder: agentlog.Recorder)
             return s.parent_span_id
 
     async def main() -> list[str | None]:
-        async with agentlog.run("async-run"):
-            async with agentlog.span("fan-out") as root:
-                parents = await asyncio.gather(*(worker(i) for i in range(5)))
-                assert set(parents) == {root.span_id}
-                return parents
+        async with agentlog.run("async-run"), agentlog.span("fan-out") as root:
+            parents = await asyncio.gather(*(worker(i) for i in range(5)))
+            assert set(parents) == {root.span_id}
+            return parents
 
     asyncio.run(main())
     assert agentlog.flush(5)

@@ -7,10 +7,10 @@ import json
 import math
 from pathlib import Path
 
-from helpers import query
-
 import agentlog
 from agentlog._encode import encode_payload
+
+from helpers import query
 
 
 class HostileRepr:

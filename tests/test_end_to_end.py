@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 import agentlog
+
 from helpers import query
 
 

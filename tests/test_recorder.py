@@ -14,6 +14,7 @@ import pytest
 
 import agentlog
 from agentlog import MemorySink, Recorder, Settings
+
 from helpers import BrokenSink, FlakySink, GateSink, query
 
 

@@ -8,11 +8,12 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from helpers import query
 
 import agentlog
 from agentlog.store.migrate import latest_version, load_migrations
 from agentlog.store.sqlite import connect_writer
+
+from helpers import query
 
 PUBLIC_COLUMNS = {
     "runs": ["run_id", "name", "status", "started_at", "ended_at", "duration_ms", "error", "metadata",

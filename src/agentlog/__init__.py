@@ -20,7 +20,8 @@ the first event is published (or ``configure()`` is called).
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from .config import Settings
 from .context import bind_context, current_ids, run, sinks, span, trace, turn
@@ -34,10 +35,25 @@ from .errors import (
 )
 from .events import Event, EventType
 from .producers import Inference, ToolCall, inference, log, snapshot, tool_call, usage
-from .reader import Run, RunDetail, SearchHit, SpanNode, Store
-from .reader import open_store as open
 from .recorder import Recorder, configure, get_recorder, publish, shutdown
-from .sinks import MemorySink, Sink, SQLiteSink
+from .sinks import MemorySink, Sink
+
+if TYPE_CHECKING:
+    from .reader import Run, RunDetail, SearchHit, SpanNode, Store
+    from .reader import open_store as open
+    from .sinks.sqlite import SQLiteSink
+
+# The read side and the SQLite sink load on first use, so that an agent that
+# only records pays for neither at import time.
+_LAZY = {
+    "Run": ("reader", "Run"),
+    "RunDetail": ("reader", "RunDetail"),
+    "SearchHit": ("reader", "SearchHit"),
+    "SpanNode": ("reader", "SpanNode"),
+    "Store": ("reader", "Store"),
+    "open": ("reader", "open_store"),
+    "SQLiteSink": ("sinks.sqlite", "SQLiteSink"),
+}
 
 __version__ = "0.1.0"
 
@@ -94,4 +110,9 @@ def __dir__() -> list[str]:
 
 
 def __getattr__(name: str) -> Any:
-    raise AttributeError(f"module 'agentlog' has no attribute {name!r}")
+    target = _LAZY.get(name)
+    if target is None:
+        raise AttributeError(f"module 'agentlog' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"agentlog.{target[0]}"), target[1])
+    globals()[name] = value
+    return value

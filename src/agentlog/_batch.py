@@ -22,7 +22,6 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ._encode import EncodeError, encode_payload
 from .events import Event
 from .processors import consolidate_deltas
 
@@ -310,6 +309,8 @@ class Worker:
     def _encode(
         self, events: list[Event], extra: list[tuple[Any, ...]]
     ) -> tuple[list[Event], list[tuple[Any, ...]]]:
+        from ._encode import EncodeError, encode_payload  # orjson: loaded with the first batch
+
         out_e: list[Event] = []
         out_x: list[tuple[Any, ...]] = []
         for ev, sinks in zip(events, extra, strict=True):
