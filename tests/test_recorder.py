@@ -271,3 +271,17 @@ def test_forked_child_gets_an_empty_queue_and_its_own_writer(db: Path) -> None:
                             " WHERE type = 'log' GROUP BY m"))
     assert counts == {"parent": 500, "child": 1}  # no copy of the parent's queue in the child
     assert query(db, "SELECT count(DISTINCT pid) FROM writers")[0][0] == 2
+
+
+def test_a_directory_as_the_database_is_refused_at_configure(tmp_path: Path) -> None:
+    with pytest.raises(agentlog.ConfigError, match="is a directory"):
+        agentlog.configure(tmp_path)
+
+
+def test_fsync_mode_uses_full_synchronous_commits(db: Path) -> None:
+    rec = agentlog.configure(db, fsync=True)
+    rec.publish("log")
+    assert rec.flush(5)
+    sink = rec.sinks[0]
+    assert isinstance(sink, agentlog.SQLiteSink) and sink._conn is not None
+    assert sink._conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL

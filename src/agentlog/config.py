@@ -18,6 +18,7 @@ shutdown_timeout           AGENTLOG_SHUTDOWN_TIMEOUT 5.0 s: the most close()/exi
 keep_deltas                AGENTLOG_KEEP_DELTAS    false: consecutive stream deltas are consolidated
 max_event_bytes            AGENTLOG_MAX_EVENT_BYTES 8 MiB: larger payloads have their long strings truncated
 max_string_bytes           AGENTLOG_MAX_STRING_BYTES 1 MiB: the longest string kept whole when truncating
+fsync                      AGENTLOG_FSYNC          false: true makes every commit durable against power loss (synchronous=FULL)
 =========================  ======================  ==========================================
 """
 
@@ -50,6 +51,7 @@ class Settings:
     keep_deltas: bool = False
     max_event_bytes: int = 8 * 1024 * 1024
     max_string_bytes: int = 1024 * 1024
+    fsync: bool = False
 
     def __post_init__(self) -> None:
         if self.durability not in ("async", "sync"):

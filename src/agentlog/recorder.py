@@ -75,9 +75,7 @@ class Recorder:
     ) -> None:
         self.settings = settings or Settings.resolve()
         if sinks is None:
-            from .sinks.sqlite import SQLiteSink
-
-            sinks = [SQLiteSink(resolve_db_path(self.settings.db))]
+            sinks = [_default_sink(self.settings)]
         self._clock = clock
         self._ids = ids
         self._processors: tuple[Processor, ...] = tuple(processors)
@@ -310,6 +308,17 @@ _default: Recorder | None = None
 _default_lock = threading.Lock()
 
 
+def _default_sink(settings: Settings) -> Sink:
+    """The SQLite store named by ``settings.db``; opened later, on the writer thread."""
+    from .errors import ConfigError
+    from .sinks.sqlite import SQLiteSink
+
+    path = resolve_db_path(settings.db)
+    if path.is_dir():  # the one mistake worth catching before the writer starts
+        raise ConfigError(f"db={settings.db!r} is a directory; give a file path such as {path / 'agentlog.db'}")
+    return SQLiteSink(path, fsync=settings.fsync)
+
+
 def configure(
     db: str | os.PathLike[str] | None = None,
     *,
@@ -324,6 +333,7 @@ def configure(
     keep_deltas: bool | None = None,
     max_event_bytes: int | None = None,
     max_string_bytes: int | None = None,
+    fsync: bool | None = None,
     sinks: Sequence[Sink] | None = None,
     extra_sinks: Sequence[Sink] = (),
     processors: Iterable[Processor] = (),
@@ -348,11 +358,10 @@ def configure(
         keep_deltas=keep_deltas,
         max_event_bytes=max_event_bytes,
         max_string_bytes=max_string_bytes,
+        fsync=fsync,
     )
     if sinks is None:
-        from .sinks.sqlite import SQLiteSink
-
-        sinks = [SQLiteSink(resolve_db_path(settings.db))]
+        sinks = [_default_sink(settings)]
     recorder = Recorder(settings, sinks=[*sinks, *extra_sinks], processors=processors)
     with _default_lock:
         previous, _default = _default, recorder
