@@ -79,8 +79,16 @@ class _Scope:
     def _open(self) -> Frame:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def _close(self, exc: BaseException | None) -> None:  # pragma: no cover - abstract
-        raise NotImplementedError
+    closing_type = ""
+
+    def _close(self, exc: BaseException | None) -> None:
+        """Publish the closing event (runs and turns; spans add their result)."""
+        status, error = outcome(exc)
+        get_recorder().emit(
+            self.closing_type,
+            {"status": status, "error": error, "duration_ms": self.elapsed_ms()},
+            self._frame, None, None,
+        )
 
     def _fresh(self) -> _Scope:
         """A new scope with the same arguments (each decorated call gets its own)."""
@@ -140,6 +148,8 @@ class _Scope:
 class RunScope(_Scope):
     """One execution of an agent: ``with agentlog.run("support-bot") as run: ...``."""
 
+    closing_type = "run.finished"
+
     def __init__(
         self,
         name: str | None = None,
@@ -170,14 +180,6 @@ class RunScope(_Scope):
         get_recorder().emit("run.started", payload, frame, None, None)
         return frame
 
-    def _close(self, exc: BaseException | None) -> None:
-        status, error = outcome(exc)
-        get_recorder().emit(
-            "run.finished",
-            {"status": status, "error": error, "duration_ms": self.elapsed_ms()},
-            self._frame, None, None,
-        )
-
     def log(self, message: str, level: str = "info", **fields: Any) -> bool:
         from .producers import log
 
@@ -186,6 +188,8 @@ class RunScope(_Scope):
 
 class TurnScope(_Scope):
     """One exchange within a run (typically: user input, model calls, tools, reply)."""
+
+    closing_type = "turn.finished"
 
     def __init__(self, *, turn_id: str | None = None, metadata: dict[str, Any] | None = None) -> None:
         self.turn_id = turn_id
@@ -208,14 +212,6 @@ class TurnScope(_Scope):
         frame = Frame(run, self.turn_id, sinks=outer.sinks)
         rec.emit("turn.started", {"index": self.index, "metadata": self.metadata}, frame, None, None)
         return frame
-
-    def _close(self, exc: BaseException | None) -> None:
-        status, error = outcome(exc)
-        get_recorder().emit(
-            "turn.finished",
-            {"status": status, "error": error, "duration_ms": self.elapsed_ms()},
-            self._frame, None, None,
-        )
 
 
 class SpanScope(_Scope):
