@@ -40,6 +40,7 @@ class Inference(SpanScope):
         model: str | None,
         request: dict[str, Any] | None = None,
         *,
+        messages: list[dict[str, Any]] | None = None,
         name: str | None = None,
         span_id: str | None = None,
     ) -> None:
@@ -47,17 +48,21 @@ class Inference(SpanScope):
         self.provider = provider
         self.model = model
         self.request = request
+        self.messages = messages
         self._text: list[str] = []
         self._reasoning: list[str] = []
         self._tool_calls: list[dict[str, Any]] = []
         self._first_token_ns: int | None = None
 
     def _fresh(self) -> Inference:
-        return Inference(self.provider, self.model, self.request, name=self.name)
+        return Inference(self.provider, self.model, self.request, messages=self.messages, name=self.name)
 
     def _open_payload(self) -> dict[str, Any]:
-        return {"provider": self.provider, "model": self.model, "name": self.name,
-                "request": self.request}
+        payload = {"provider": self.provider, "model": self.model, "name": self.name,
+                   "request": self.request}
+        if self.messages is not None:
+            payload["messages"] = self.messages
+        return payload
 
     def start(self) -> Inference:
         """Open without a ``with`` block (close with finish/fail/interrupt)."""
@@ -242,10 +247,21 @@ class ToolCall(SpanScope):
 
 
 def inference(
-    provider: str, model: str | None, request: dict[str, Any] | None = None, *, name: str | None = None
+    provider: str,
+    model: str | None,
+    request: dict[str, Any] | None = None,
+    *,
+    messages: list[dict[str, Any]] | None = None,
+    name: str | None = None,
 ) -> Inference:
-    """Record one LLM call (see :class:`Inference`)."""
-    return Inference(provider, model, request, name=name)
+    """Record one LLM call (see :class:`Inference`).
+
+    ``request`` is the request as sent. ``messages`` is the conversation in the
+    canonical form (``{"role", "content", "tool_call_id"?, "tool_calls"?}``) when
+    the request's own format differs; by default ``request["system"]`` and
+    ``request["messages"]`` are read as the conversation.
+    """
+    return Inference(provider, model, request, messages=messages, name=name)
 
 
 def tool_call(name: str, arguments: Any = None, *, tool_call_id: str | None = None) -> ToolCall:

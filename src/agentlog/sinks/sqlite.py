@@ -311,7 +311,7 @@ class SQLiteSink:
         """(direction, chain hash, message) for the messages an llm event carries."""
         p = ev.payload
         if ev.type == "llm.started":
-            chain = _request_chain(p.get("request"))
+            chain = _request_chain(p)
             if chain and ev.span_id:
                 if len(self._span_tail) > 10_000:
                     self._span_tail.clear()
@@ -324,7 +324,7 @@ class SQLiteSink:
         if parent is None:  # the request was written by an earlier batch or process
             row = conn.execute("SELECT payload FROM al_events WHERE span_id = ? AND type = 'llm.started'",
                                (ev.span_id,)).fetchone()
-            chain = _request_chain(orjson.loads(row[0]).get("request")) if row else []
+            chain = _request_chain(orjson.loads(row[0])) if row else []
             parent = chain[-1][1] if chain else ""
         return [("output", _msg_hash(parent, msg), msg)]
 
@@ -495,10 +495,16 @@ def _request_messages(request: Any) -> list[dict[str, Any]]:
     return msgs
 
 
-def _request_chain(request: Any) -> list[tuple[str, str, dict[str, Any]]]:
+def _request_chain(started: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    """The (direction, chain hash, message) of an llm.started payload's conversation."""
+    canonical = started.get("messages")
+    messages = (
+        [m for m in canonical if isinstance(m, dict)] if isinstance(canonical, list)
+        else _request_messages(started.get("request"))
+    )
     out = []
     parent = ""
-    for m in _request_messages(request):
+    for m in messages:
         parent = _msg_hash(parent, m)
         out.append(("input", parent, m))
     return out
