@@ -39,6 +39,8 @@ from .recorder import Recorder, configure, get_recorder, publish, shutdown
 from .sinks import MemorySink, Sink
 
 if TYPE_CHECKING:
+    from .instrument import instrument, uninstrument
+    from .pricing import set_price
     from .reader import Run, RunDetail, SearchHit, SpanNode, Store
     from .reader import open_store as open
     from .sinks.sqlite import SQLiteSink
@@ -53,6 +55,9 @@ _LAZY = {
     "Store": ("reader", "Store"),
     "open": ("reader", "open_store"),
     "SQLiteSink": ("sinks.sqlite", "SQLiteSink"),
+    "instrument": ("instrument", "instrument"),
+    "uninstrument": ("instrument", "uninstrument"),
+    "set_price": ("pricing", "set_price"),
 }
 
 __version__ = "0.1.0"
@@ -85,10 +90,12 @@ __all__ = [
     "flush",
     "get_recorder",
     "inference",
+    "instrument",
     "log",
     "open",
     "publish",
     "run",
+    "set_price",
     "shutdown",
     "sinks",
     "snapshot",
@@ -96,6 +103,7 @@ __all__ = [
     "tool_call",
     "trace",
     "turn",
+    "uninstrument",
     "usage",
 ]
 

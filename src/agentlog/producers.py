@@ -58,8 +58,8 @@ class Inference(SpanScope):
         return Inference(self.provider, self.model, self.request, messages=self.messages, name=self.name)
 
     def _open_payload(self) -> dict[str, Any]:
-        payload = {"provider": self.provider, "model": self.model, "name": self.name,
-                   "request": self.request}
+        payload: dict[str, Any] = {"provider": self.provider, "model": self.model, "name": self.name,
+                                   "request": self.request}
         if self.messages is not None:
             payload["messages"] = self.messages
         return payload

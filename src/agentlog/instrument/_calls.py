@@ -1,0 +1,261 @@
+"""The one place that wraps SDK calls and streams; provider modules only describe.
+
+A provider module gives an :class:`Adapter`: how to recognise an inference
+request and normalise it (``begin``), how to read a finished response
+(``finish``), how to follow a stream (``StreamState``), and how to read an
+error (``error_info``). This module runs the call around those hooks:
+
+* every hook runs inside :func:`agentlog._guard.guard`, so a parsing bug never
+  breaks the caller's request (it is logged, and re-raised under the test suite);
+* the SDK's own exception always propagates unchanged, after being recorded;
+* a stream keeps its SDK type: only its private iterator is wrapped, and its
+  HTTP response's ``close`` is observed, so the inference is finalised exactly
+  once however the stream ends (exhausted, closed, ``__exit__``, broken out of
+  and then closed or garbage-collected, or failed mid-way).
+"""
+
+from __future__ import annotations
+
+import functools
+import weakref
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from .._guard import guard
+from ..producers import Inference
+
+__all__ = ["Adapter", "Begin", "ErrorInfo", "StreamState", "wrap_async", "wrap_sync"]
+
+
+@dataclass
+class Begin:
+    """A recognised inference request, normalised."""
+
+    model: str | None
+    request: dict[str, Any]
+    messages: list[dict[str, Any]] | None = None
+    stream: bool = False
+
+
+@dataclass
+class ErrorInfo:
+    message: str
+    kind: str
+    http_status: int | None = None
+    request_id: str | None = None
+    body: Any = None
+    status: str = "error"  # or "interrupted"
+
+
+@dataclass
+class StreamState:
+    """Follows one stream; subclasses implement ``feed`` for their event types."""
+
+    call: Inference
+    complete: bool = False  # the terminal event was seen
+    stop_reason: str | None = None
+    usage: dict[str, int | None] | None = None
+    model: str | None = None
+    request_id: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def feed(self, item: Any) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def finish(self) -> None:
+        """Close the inference from what the stream said (idempotent)."""
+        self.call.finish(stop_reason=self.stop_reason, usage=self.usage, model=self.model,
+                         request_id=self.request_id, cost_usd=self.cost())
+
+    def cost(self) -> float | None:
+        from ..pricing import cost_usd
+
+        return cost_usd(self.call.provider, self.model or self.call.model, self.usage)
+
+    def ended(self, how: str) -> None:
+        """The stream stopped without an error: finished if complete, else interrupted."""
+        with guard("stream end"):
+            if self.complete or how == "exhausted":
+                self.finish()
+            else:
+                self.call.interrupt(how)
+
+
+class Adapter:
+    """What a provider module tells the shared wrapping. Override the hooks."""
+
+    provider: str = ""
+
+    def begin(self, owner: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Begin | None:
+        """Recognise an inference request (None: not one, let it pass untouched)."""
+        raise NotImplementedError
+
+    def handle(self, call: Inference, result: Any) -> Any:
+        """Record what the SDK returned (finish the call, or follow a stream) and return
+        what the caller gets: ``result`` itself, or a generator that follows it."""
+        raise NotImplementedError
+
+    def error_info(self, exc: BaseException) -> ErrorInfo:
+        return ErrorInfo(str(exc) or type(exc).__name__, kind=type(exc).__name__)
+
+
+def _start(adapter: Adapter, begin: Begin) -> Inference:
+    return Inference(adapter.provider, begin.model, begin.request, messages=begin.messages).start()
+
+
+def _record_error(adapter: Adapter, call: Inference, exc: BaseException) -> None:
+    with guard(f"{adapter.provider} error"):
+        if isinstance(exc, (KeyboardInterrupt, GeneratorExit)) or type(exc).__name__ == "CancelledError":
+            call.interrupt(type(exc).__name__)
+            return
+        info = adapter.error_info(exc)
+        call.fail(info.message, kind=info.kind, http_status=info.http_status,
+                  request_id=info.request_id, body=info.body, status=info.status)
+
+
+def wrap_sync(adapter: Adapter, original: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap a sync SDK method whose result is a response, a stream, or a raw response."""
+
+    @functools.wraps(original)
+    def wrapper(owner: Any, *args: Any, **kwargs: Any) -> Any:
+        begin = None
+        with guard(f"{adapter.provider} request"):
+            begin = adapter.begin(owner, args, kwargs)
+        if begin is None:
+            return original(owner, *args, **kwargs)
+        call = _start(adapter, begin)
+        try:
+            result = original(owner, *args, **kwargs)
+        except BaseException as exc:
+            _record_error(adapter, call, exc)
+            raise
+        return _handle_result(adapter, call, result)
+
+    return wrapper
+
+
+def wrap_async(adapter: Adapter, original: Callable[..., Any]) -> Callable[..., Any]:
+    """The async twin of :func:`wrap_sync`."""
+
+    @functools.wraps(original)
+    async def wrapper(owner: Any, *args: Any, **kwargs: Any) -> Any:
+        begin = None
+        with guard(f"{adapter.provider} request"):
+            begin = adapter.begin(owner, args, kwargs)
+        if begin is None:
+            return await original(owner, *args, **kwargs)
+        call = _start(adapter, begin)
+        try:
+            result = await original(owner, *args, **kwargs)
+        except BaseException as exc:
+            _record_error(adapter, call, exc)
+            raise
+        return _handle_result(adapter, call, result)
+
+    return wrapper
+
+
+def _handle_result(adapter: Adapter, call: Inference, result: Any) -> Any:
+    with guard(f"{adapter.provider} response"):
+        return adapter.handle(call, result)
+    return result  # only reached when the guard swallowed an internal error
+
+
+# -- streams -------------------------------------------------------------------------------
+def observe_iterator(it: Iterator[Any], state: StreamState, adapter: Adapter) -> Iterator[Any]:
+    """Yield what ``it`` yields, feeding each item to ``state``; finalise at the end."""
+    try:
+        for item in it:
+            with guard(f"{adapter.provider} stream event"):
+                state.feed(item)
+            yield item
+    except GeneratorExit:
+        state.ended("stream closed before the end")
+        raise
+    except BaseException as exc:
+        _record_error(adapter, state.call, exc)
+        raise
+    state.ended("exhausted")
+
+
+async def observe_async_iterator(
+    it: AsyncIterator[Any], state: StreamState, adapter: Adapter
+) -> AsyncIterator[Any]:
+    try:
+        async for item in it:
+            with guard(f"{adapter.provider} stream event"):
+                state.feed(item)
+            yield item
+    except GeneratorExit:
+        state.ended("stream closed before the end")
+        raise
+    except BaseException as exc:
+        _record_error(adapter, state.call, exc)
+        raise
+    state.ended("exhausted")
+
+
+def attach_stream(stream: Any, state: StreamState, adapter: Adapter, *, is_async: bool) -> None:
+    """Follow a Stainless SDK stream (``_iterator`` + ``response``) in place.
+
+    The stream object and its type are untouched apart from its private
+    iterator; closing its HTTP response (what ``close()``, ``__exit__`` and the
+    SDK's helpers all do) finalises the inference, and so does garbage collection.
+    """
+    if is_async:
+        stream._iterator = observe_async_iterator(stream._iterator, state, adapter)
+    else:
+        stream._iterator = observe_iterator(stream._iterator, state, adapter)
+    response = getattr(stream, "response", None)
+    if response is not None:
+        _observe_close(response, state, is_async)
+    weakref.finalize(stream, state.ended, "stream garbage-collected before the end")
+
+
+def _observe_close(response: Any, state: StreamState, is_async: bool) -> None:
+    name = "aclose" if is_async else "close"
+    original = getattr(response, name, None)
+    if original is None:
+        return
+    if is_async:
+        async def aclose() -> None:
+            state.ended("stream closed before the end")
+            await original()
+
+        setattr(response, name, aclose)
+    else:
+        def close() -> None:
+            state.ended("stream closed before the end")
+            original()
+
+        setattr(response, name, close)
+
+
+def follow_parse(call: Inference, response: Any, on_parsed: Callable[[Any], None]) -> None:
+    """A raw response object (``with_raw_response`` / ``with_streaming_response``).
+
+    Its body is the caller's to read: agentlog records the parsed result when
+    the caller calls ``parse()`` (sync or async), and otherwise closes the call
+    without its text when the response object is released.
+    """
+    import inspect
+
+    original = response.parse
+    if inspect.iscoroutinefunction(original):
+        async def aparse(*args: Any, **kwargs: Any) -> Any:
+            parsed = await original(*args, **kwargs)
+            with guard("raw response parse"):
+                on_parsed(parsed)
+            return parsed
+
+        response.parse = aparse
+    else:
+        def parse(*args: Any, **kwargs: Any) -> Any:
+            parsed = original(*args, **kwargs)
+            with guard("raw response parse"):
+                on_parsed(parsed)
+            return parsed
+
+        response.parse = parse
+    weakref.finalize(response, call.finish)

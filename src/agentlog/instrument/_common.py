@@ -1,0 +1,72 @@
+"""Small helpers the provider modules share: JSON arguments, headers, error kinds."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+__all__ = ["error_kind", "get", "header", "parse_arguments", "text_of_parts"]
+
+
+def get(obj: Any, *path: str) -> Any:
+    """``obj.a.b`` or ``obj["a"]["b"]``, None where anything is missing."""
+    for key in path:
+        if obj is None:
+            return None
+        obj = obj.get(key) if isinstance(obj, dict) else getattr(obj, key, None)
+    return obj
+
+
+def parse_arguments(raw: Any) -> Any:
+    """Tool-call arguments as a value when they are JSON text, else as they came."""
+    if isinstance(raw, str):
+        try:
+            return json.loads(raw)
+        except ValueError:
+            return raw
+    return raw
+
+
+def header(headers: Any, name: str) -> str | None:
+    if headers is None:
+        return None
+    try:
+        value = headers.get(name)
+    except Exception:
+        return None
+    return value if isinstance(value, str) else None
+
+
+def error_kind(status: int | None, name: str = "") -> str:
+    """A provider-neutral failure kind from an HTTP status or an exception name."""
+    lowered = name.lower()
+    if "timeout" in lowered:
+        return "timeout"
+    if "connection" in lowered or lowered.endswith(("protocolerror", "readerror", "networkerror",
+                                                      "connecterror", "writeerror")):
+        return "connection"
+    if status is None:
+        return "error"
+    if status == 429:
+        return "rate_limit"
+    if status in (401, 403):
+        return "auth"
+    if status == 404:
+        return "not_found"
+    if status in (408, 504):
+        return "timeout"
+    if status == 529:
+        return "overloaded"
+    if status >= 500:
+        return "server_error"
+    return "bad_request"
+
+
+def text_of_parts(content: Any) -> Any:
+    """Message content as text when it is only text parts; otherwise as it came."""
+    if isinstance(content, list) and content and all(
+        isinstance(p, dict) and isinstance(p.get("text"), str) and p.get("type", "text") in
+        ("text", "input_text", "output_text") for p in content
+    ):
+        return "\n".join(p["text"] for p in content)
+    return content

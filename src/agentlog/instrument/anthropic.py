@@ -1,0 +1,219 @@
+"""Anthropic (``anthropic`` 2.x): the Messages API, sync and async, streams and helpers.
+
+Choke point: ``SyncAPIClient.request`` / ``AsyncAPIClient.request`` in
+``anthropic._base_client``. ``messages.stream()`` opens the same request once
+(its helpers ``text_stream``, ``get_final_message()`` and ``until_done()`` read
+the raw stream that agentlog follows), so a call is recorded exactly once.
+
+Usage mapping: Anthropic's ``input_tokens`` excludes the cache, so
+``input_tokens`` = input + ``cache_read_input_tokens`` + ``cache_creation_input_tokens``;
+``cached_tokens`` = cache reads; ``cache_write_tokens`` = cache creation;
+``output_tokens`` = ``output_tokens`` (in a stream, the cumulative value of the
+last ``message_delta``); reasoning tokens are not reported separately (None).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..pricing import cost_usd
+from ..producers import Inference
+from . import _patch
+from ._calls import (
+    Adapter,
+    Begin,
+    ErrorInfo,
+    StreamState,
+    attach_stream,
+    follow_parse,
+    wrap_async,
+    wrap_sync,
+)
+from ._common import error_kind, get, header, parse_arguments
+
+__all__ = ["instrument", "instrument_client"]
+
+PROVIDER = "anthropic"
+
+
+def _blocks_text(blocks: Any) -> Any:
+    if isinstance(blocks, str) or blocks is None:
+        return blocks
+    texts = [get(b, "text") for b in blocks if get(b, "type") == "text"]
+    if len(texts) == len(list(blocks)):
+        return "\n".join(t for t in texts if isinstance(t, str))
+    return blocks
+
+
+def _messages(body: dict[str, Any]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    if body.get("system"):
+        out.append({"role": "system", "content": _blocks_text(body["system"])})
+    for m in body.get("messages") or ():
+        if not isinstance(m, dict):
+            continue
+        content = m.get("content")
+        if isinstance(content, str) or not isinstance(content, list):
+            out.append({"role": m.get("role"), "content": content})
+            continue
+        results = [b for b in content if get(b, "type") == "tool_result"]
+        for r in results:
+            out.append({"role": "tool", "tool_call_id": get(r, "tool_use_id"),
+                        "content": _blocks_text(get(r, "content"))})
+        uses = [b for b in content if get(b, "type") == "tool_use"]
+        rest = [b for b in content if get(b, "type") not in ("tool_result", "tool_use", "thinking",
+                                                              "redacted_thinking")]
+        if rest or uses or not results:
+            msg: dict[str, Any] = {"role": m.get("role"), "content": _blocks_text(rest) if rest else None}
+            if uses:
+                msg["tool_calls"] = [{"id": get(u, "id"), "name": get(u, "name"), "arguments": get(u, "input")}
+                                     for u in uses]
+            out.append(msg)
+    return out
+
+
+def _usage(usage: Any) -> dict[str, int | None] | None:
+    if usage is None:
+        return None
+    base = get(usage, "input_tokens")
+    read = get(usage, "cache_read_input_tokens")
+    created = get(usage, "cache_creation_input_tokens")
+    total_input = None if base is None else base + (read or 0) + (created or 0)
+    return {"input_tokens": total_input, "output_tokens": get(usage, "output_tokens"),
+            "cached_tokens": read, "cache_write_tokens": created, "reasoning_tokens": None}
+
+
+class AnthropicAdapter(Adapter):
+    provider = PROVIDER
+
+    def begin(self, owner: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Begin | None:
+        options = args[1] if len(args) > 1 else kwargs.get("options")
+        if options is None or str(getattr(options, "method", "")).lower() != "post":
+            return None
+        if str(getattr(options, "url", "")).rstrip("/") != "/v1/messages":
+            return None
+        body = getattr(options, "json_data", None)
+        if not isinstance(body, dict):
+            return None
+        model = body.get("model") if isinstance(body.get("model"), str) else None
+        return Begin(model=model, request=dict(body), messages=_messages(body), stream=bool(body.get("stream")))
+
+    def handle(self, call: Inference, result: Any) -> Any:
+        _handle(self, call, result)
+        return result
+
+    def error_info(self, exc: BaseException) -> ErrorInfo:
+        status = getattr(exc, "status_code", None)
+        body = getattr(exc, "body", None)
+        kind = get(body, "error", "type") if isinstance(body, dict) else None
+        return ErrorInfo(
+            message=str(get(body, "error", "message") or getattr(exc, "message", None) or exc),
+            kind=str(kind) if kind else error_kind(status, type(exc).__name__),
+            http_status=status,
+            request_id=getattr(exc, "request_id", None),
+            body=body,
+        )
+
+
+def _handle(adapter: AnthropicAdapter, call: Inference, result: Any) -> None:
+    import anthropic
+
+    if isinstance(result, (anthropic.Stream, anthropic.AsyncStream)):
+        state = _MessageStream(call)
+        state.request_id = header(getattr(result.response, "headers", None), "request-id")
+        attach_stream(result, state, adapter, is_async=isinstance(result, anthropic.AsyncStream))
+        return
+    from anthropic._response import APIResponse, AsyncAPIResponse
+
+    if isinstance(result, (APIResponse, AsyncAPIResponse)):  # with_raw/streaming_response
+        follow_parse(call, result, lambda parsed: _handle(adapter, call, parsed))
+        return
+    if get(result, "type") != "message":
+        call.finish()
+        return
+    text, thinking = [], []
+    for block in get(result, "content") or ():
+        kind = get(block, "type")
+        if kind == "text":
+            text.append(get(block, "text") or "")
+        elif kind == "thinking":
+            thinking.append(get(block, "thinking") or "")
+        elif kind == "tool_use":
+            call.tool_call(get(block, "id"), get(block, "name"), get(block, "input"))
+    usage = _usage(get(result, "usage"))
+    model = get(result, "model")
+    call.finish(
+        "".join(text) if text else None,
+        reasoning_text="".join(thinking) if thinking else None,
+        stop_reason=get(result, "stop_reason"),
+        usage=usage,
+        model=model,
+        cost_usd=cost_usd(PROVIDER, model or call.model, usage),
+        request_id=getattr(result, "_request_id", None),
+    )
+
+
+class _MessageStream(StreamState):
+    """Raw Messages events: text/thinking/tool_use blocks, cumulative usage, stop."""
+
+    def __init__(self, call: Inference) -> None:
+        super().__init__(call)
+        self.blocks: dict[int, dict[str, Any]] = {}
+        self.raw_usage: dict[str, Any] = {}
+
+    def feed(self, event: Any) -> None:
+        kind = get(event, "type")
+        if kind == "message_start":
+            message = get(event, "message")
+            self.model = get(message, "model") or self.model
+            self._merge_usage(get(message, "usage"))
+        elif kind == "content_block_start":
+            block = get(event, "content_block")
+            if get(block, "type") == "tool_use":
+                self.blocks[get(event, "index")] = {"id": get(block, "id"), "name": get(block, "name"), "json": []}
+        elif kind == "content_block_delta":
+            delta = get(event, "delta")
+            dtype = get(delta, "type")
+            if dtype == "text_delta":
+                self.call.delta(get(delta, "text") or "")
+            elif dtype == "thinking_delta":
+                self.call.reasoning(get(delta, "thinking") or "")
+            elif dtype == "input_json_delta":
+                slot = self.blocks.get(get(event, "index"))
+                if slot is not None:
+                    slot["json"].append(get(delta, "partial_json") or "")
+        elif kind == "content_block_stop":
+            slot = self.blocks.pop(get(event, "index"), None)
+            if slot is not None:
+                raw = "".join(slot["json"])
+                self.call.tool_call(slot["id"], slot["name"], parse_arguments(raw) if raw else {})
+        elif kind == "message_delta":
+            self.stop_reason = get(event, "delta", "stop_reason") or self.stop_reason
+            self._merge_usage(get(event, "usage"))
+        elif kind == "message_stop":
+            self.complete = True
+
+    def _merge_usage(self, usage: Any) -> None:
+        # message_delta repeats counts cumulatively: the latest value of each wins, never a sum.
+        for key in ("input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens"):
+            value = get(usage, key)
+            if value is not None:
+                self.raw_usage[key] = value
+        self.usage = _usage(self.raw_usage)
+
+
+_ADAPTER = AnthropicAdapter()
+
+
+def instrument() -> None:
+    from anthropic import _base_client
+
+    _patch.patch(PROVIDER, _base_client.SyncAPIClient, "request", lambda f: wrap_sync(_ADAPTER, f))
+    _patch.patch(PROVIDER, _base_client.AsyncAPIClient, "request", lambda f: wrap_async(_ADAPTER, f))
+
+
+def instrument_client(client: Any) -> None:
+    import anthropic
+
+    wrap = wrap_async if isinstance(client, anthropic.AsyncAnthropic) else wrap_sync
+    _patch.patch(PROVIDER, client, "request", lambda f: wrap(_ADAPTER, f))

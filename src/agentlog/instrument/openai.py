@@ -1,0 +1,321 @@
+"""OpenAI (``openai`` 3.x): Chat Completions and the Responses API, sync and async.
+
+Choke point: ``SyncAPIClient.request`` / ``AsyncAPIClient.request`` in
+``openai._base_client``, which every endpoint (and the ``.stream()`` helpers,
+``with_raw_response`` and ``with_streaming_response``) goes through. Requests
+to ``/chat/completions`` and ``/responses`` are recorded; anything else passes.
+
+Usage mapping (already normalised by OpenAI): ``input_tokens`` = prompt /
+input tokens (cached included), ``cached_tokens`` = ``*_tokens_details.cached_tokens``,
+``cache_write_tokens`` = Responses' ``input_tokens_details.cache_write_tokens``,
+``output_tokens`` = completion / output tokens (reasoning included),
+``reasoning_tokens`` = ``*_tokens_details.reasoning_tokens``.
+A stream reports usage only if the caller asked for it
+(``stream_options={"include_usage": True}``); agentlog never adds that option.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..pricing import cost_usd
+from ..producers import Inference
+from . import _patch
+from ._calls import (
+    Adapter,
+    Begin,
+    ErrorInfo,
+    StreamState,
+    attach_stream,
+    follow_parse,
+    wrap_async,
+    wrap_sync,
+)
+from ._common import error_kind, get, header, parse_arguments, text_of_parts
+
+__all__ = ["instrument", "instrument_client"]
+
+PROVIDER = "openai"
+_ENDPOINTS = {"/chat/completions": "chat", "/responses": "responses"}
+
+
+# -- requests ---------------------------------------------------------------------------------
+def _chat_messages(body: dict[str, Any]) -> list[dict[str, Any]]:
+    out = []
+    for m in body.get("messages") or ():
+        if not isinstance(m, dict):
+            continue
+        msg: dict[str, Any] = {"role": m.get("role"), "content": text_of_parts(m.get("content"))}
+        if m.get("tool_call_id"):
+            msg["tool_call_id"] = m["tool_call_id"]
+        if m.get("name"):
+            msg["name"] = m["name"]
+        if m.get("tool_calls"):
+            msg["tool_calls"] = [
+                {"id": get(tc, "id"), "name": get(tc, "function", "name"),
+                 "arguments": parse_arguments(get(tc, "function", "arguments"))}
+                for tc in m["tool_calls"]
+            ]
+        out.append(msg)
+    return out
+
+
+def _responses_messages(body: dict[str, Any]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    if isinstance(body.get("instructions"), str):
+        out.append({"role": "system", "content": body["instructions"]})
+    items = body.get("input")
+    if isinstance(items, str):
+        return [*out, {"role": "user", "content": items}]
+    for item in items or ():
+        if not isinstance(item, dict):
+            continue
+        kind = item.get("type", "message")
+        if kind == "message" or (kind is None and "role" in item):
+            out.append({"role": item.get("role"), "content": text_of_parts(item.get("content"))})
+        elif kind == "function_call":
+            out.append({"role": "assistant", "content": None, "tool_calls": [
+                {"id": item.get("call_id"), "name": item.get("name"),
+                 "arguments": parse_arguments(item.get("arguments"))}]})
+        elif kind == "function_call_output":
+            out.append({"role": "tool", "tool_call_id": item.get("call_id"), "content": item.get("output")})
+    return out
+
+
+class OpenAIAdapter(Adapter):
+    provider = PROVIDER
+
+    def begin(self, owner: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Begin | None:
+        options = args[1] if len(args) > 1 else kwargs.get("options")
+        if options is None or str(getattr(options, "method", "")).lower() != "post":
+            return None
+        endpoint = _ENDPOINTS.get(str(getattr(options, "url", "")).rstrip("/"))
+        body = getattr(options, "json_data", None)
+        if endpoint is None or not isinstance(body, dict):
+            return None
+        messages = _chat_messages(body) if endpoint == "chat" else _responses_messages(body)
+        model = body.get("model") if isinstance(body.get("model"), str) else None
+        return Begin(model=model, request=dict(body), messages=messages, stream=bool(body.get("stream")))
+
+    def handle(self, call: Inference, result: Any) -> Any:
+        _handle(self, call, result)
+        return result
+
+    def error_info(self, exc: BaseException) -> ErrorInfo:
+        status = getattr(exc, "status_code", None)
+        return ErrorInfo(
+            message=str(getattr(exc, "message", None) or exc),
+            kind=error_kind(status, type(exc).__name__),
+            http_status=status,
+            request_id=getattr(exc, "request_id", None),
+            body=getattr(exc, "body", None),
+        )
+
+
+def _handle(adapter: OpenAIAdapter, call: Inference, result: Any) -> None:
+    import openai
+
+    if isinstance(result, (openai.Stream, openai.AsyncStream)):
+        state_cls = _ResponsesStream if _is_responses(call) else _ChatStream
+        state = state_cls(call)
+        state.request_id = header(getattr(result.response, "headers", None), "x-request-id")
+        attach_stream(result, state, adapter, is_async=isinstance(result, openai.AsyncStream))
+        return
+    from openai._legacy_response import LegacyAPIResponse
+    from openai._response import APIResponse, AsyncAPIResponse
+
+    if isinstance(result, LegacyAPIResponse):  # with_raw_response: parse() is cached for the caller
+        _handle(adapter, call, result.parse())
+        return
+    if isinstance(result, (APIResponse, AsyncAPIResponse)):  # with_streaming_response
+        follow_parse(call, result, lambda parsed: _handle(adapter, call, parsed))
+        return
+    if _is_responses(call):
+        _finish_response(call, result)
+    else:
+        _finish_chat(call, result)
+
+
+def _is_responses(call: Inference) -> bool:
+    req = call.request or {}
+    return "input" in req and "messages" not in req
+
+
+# -- responses ----------------------------------------------------------------------------------
+def _chat_usage(usage: Any) -> dict[str, int | None] | None:
+    if usage is None:
+        return None
+    return {
+        "input_tokens": get(usage, "prompt_tokens"),
+        "output_tokens": get(usage, "completion_tokens"),
+        "cached_tokens": get(usage, "prompt_tokens_details", "cached_tokens"),
+        "cache_write_tokens": None,
+        "reasoning_tokens": get(usage, "completion_tokens_details", "reasoning_tokens"),
+    }
+
+
+def _responses_usage(usage: Any) -> dict[str, int | None] | None:
+    if usage is None:
+        return None
+    return {
+        "input_tokens": get(usage, "input_tokens"),
+        "output_tokens": get(usage, "output_tokens"),
+        "cached_tokens": get(usage, "input_tokens_details", "cached_tokens"),
+        "cache_write_tokens": get(usage, "input_tokens_details", "cache_write_tokens"),
+        "reasoning_tokens": get(usage, "output_tokens_details", "reasoning_tokens"),
+    }
+
+
+def _finish_chat(call: Inference, result: Any) -> None:
+    choices = get(result, "choices") or []
+    choice = choices[0] if choices else None
+    msg = get(choice, "message")
+    for tc in get(msg, "tool_calls") or ():
+        call.tool_call(get(tc, "id"), get(tc, "function", "name"),
+                       parse_arguments(get(tc, "function", "arguments")))
+    usage = _chat_usage(get(result, "usage"))
+    model = get(result, "model")
+    text = get(msg, "content")
+    call.finish(
+        text if isinstance(text, str) else None,
+        reasoning_text=get(msg, "reasoning_content") or get(msg, "reasoning"),
+        stop_reason=get(choice, "finish_reason"),
+        usage=usage,
+        model=model,
+        cost_usd=cost_usd(PROVIDER, model or call.model, usage),
+        request_id=getattr(result, "_request_id", None),
+    )
+
+
+def _finish_response(call: Inference, result: Any) -> None:
+    texts: list[str] = []
+    reasoning: list[str] = []
+    for item in get(result, "output") or ():
+        kind = get(item, "type")
+        if kind == "message":
+            texts += [get(c, "text") for c in get(item, "content") or () if get(c, "type") == "output_text"]
+        elif kind == "reasoning":
+            reasoning += [get(s, "text") for s in get(item, "summary") or ()]
+            reasoning += [get(s, "text") for s in get(item, "content") or ()]
+        elif kind == "function_call":
+            call.tool_call(get(item, "call_id"), get(item, "name"), parse_arguments(get(item, "arguments")))
+    usage = _responses_usage(get(result, "usage"))
+    model = get(result, "model")
+    status = get(result, "status")
+    request_id = getattr(result, "_request_id", None)
+    if status == "failed":
+        call.fail(str(get(result, "error", "message") or "response failed"),
+                  kind=str(get(result, "error", "code") or "failed"), request_id=request_id,
+                  body=_dump(get(result, "error")))
+        return
+    call.finish(
+        "".join(t for t in texts if isinstance(t, str)) or None,
+        reasoning_text="".join(r for r in reasoning if isinstance(r, str)) or None,
+        stop_reason=get(result, "incomplete_details", "reason") or status,
+        usage=usage,
+        model=model,
+        cost_usd=cost_usd(PROVIDER, model or call.model, usage),
+        request_id=request_id,
+    )
+
+
+def _dump(obj: Any) -> Any:
+    dump = getattr(obj, "model_dump", None)
+    return dump() if callable(dump) else obj
+
+
+# -- streams ------------------------------------------------------------------------------------
+class _ChatStream(StreamState):
+    """``chat.completion.chunk``s: text, tool-call fragments by index, finish, usage."""
+
+    def __init__(self, call: Inference) -> None:
+        super().__init__(call)
+        self.tools: dict[int, dict[str, Any]] = {}
+
+    def feed(self, chunk: Any) -> None:
+        self.model = get(chunk, "model") or self.model
+        usage = get(chunk, "usage")
+        if usage is not None:
+            self.usage = _chat_usage(usage)
+        for choice in get(chunk, "choices") or ():
+            if get(choice, "index") not in (0, None):
+                continue  # n > 1: the first choice is the one recorded
+            delta = get(choice, "delta")
+            text = get(delta, "content")
+            if text:
+                self.call.delta(text)
+            thinking = get(delta, "reasoning_content") or get(delta, "reasoning")
+            if isinstance(thinking, str) and thinking:
+                self.call.reasoning(thinking)
+            for frag in get(delta, "tool_calls") or ():
+                slot = self.tools.setdefault(get(frag, "index") or 0, {"id": None, "name": None, "args": []})
+                slot["id"] = get(frag, "id") or slot["id"]
+                slot["name"] = get(frag, "function", "name") or slot["name"]
+                if get(frag, "function", "arguments"):
+                    slot["args"].append(get(frag, "function", "arguments"))
+            if get(choice, "finish_reason"):
+                self.stop_reason = get(choice, "finish_reason")
+                self.complete = True
+                self._emit_tool_calls()
+
+    def _emit_tool_calls(self) -> None:
+        for _, slot in sorted(self.tools.items()):
+            self.call.tool_call(slot["id"], slot["name"], parse_arguments("".join(slot["args"])))
+        self.tools.clear()
+
+    def finish(self) -> None:
+        self._emit_tool_calls()
+        super().finish()
+
+
+class _ResponsesStream(StreamState):
+    """Typed Responses events: text and reasoning deltas, function calls, completion."""
+
+    failed: Any = None
+
+    def feed(self, event: Any) -> None:
+        kind = get(event, "type")
+        if kind == "response.output_text.delta":
+            self.call.delta(get(event, "delta") or "")
+        elif kind in ("response.reasoning_summary_text.delta", "response.reasoning_text.delta"):
+            self.call.reasoning(get(event, "delta") or "")
+        elif kind == "response.output_item.done" and get(event, "item", "type") == "function_call":
+            item = get(event, "item")
+            self.call.tool_call(get(item, "call_id"), get(item, "name"), parse_arguments(get(item, "arguments")))
+        elif kind in ("response.created", "response.in_progress"):
+            self.model = get(event, "response", "model") or self.model
+        elif kind in ("response.completed", "response.incomplete"):
+            response = get(event, "response")
+            self.model = get(response, "model") or self.model
+            self.usage = _responses_usage(get(response, "usage"))
+            self.stop_reason = get(response, "incomplete_details", "reason") or get(response, "status")
+            self.complete = True
+        elif kind in ("response.failed", "error"):
+            self.failed = get(event, "response", "error") if kind == "response.failed" else event
+            self.complete = True
+
+    def finish(self) -> None:
+        if self.failed is not None:
+            self.call.fail(str(get(self.failed, "message") or "response failed"),
+                           kind=str(get(self.failed, "code") or "failed"),
+                           request_id=self.request_id, body=_dump(self.failed))
+            return
+        super().finish()
+
+
+# -- patching ------------------------------------------------------------------------------------
+_ADAPTER = OpenAIAdapter()
+
+
+def instrument() -> None:
+    from openai import _base_client
+
+    _patch.patch(PROVIDER, _base_client.SyncAPIClient, "request", lambda f: wrap_sync(_ADAPTER, f))
+    _patch.patch(PROVIDER, _base_client.AsyncAPIClient, "request", lambda f: wrap_async(_ADAPTER, f))
+
+
+def instrument_client(client: Any) -> None:
+    import openai
+
+    wrap = wrap_async if isinstance(client, openai.AsyncOpenAI) else wrap_sync
+    _patch.patch(PROVIDER, client, "request", lambda f: wrap(_ADAPTER, f))
