@@ -54,6 +54,7 @@ class StreamState:
 
     call: Inference
     complete: bool = False  # the terminal event was seen
+    pulling: bool = False  # inside the SDK's next(): a close now is the SDK's own cleanup
     stop_reason: str | None = None
     usage: dict[str, int | None] | None = None
     model: str | None = None
@@ -165,11 +166,14 @@ def _handle_result(adapter: Adapter, call: Inference, result: Any) -> Any:
 # -- streams -------------------------------------------------------------------------------
 def observe_iterator(it: Iterator[Any], state: StreamState, adapter: Adapter) -> Iterator[Any]:
     """Yield what ``it`` yields, feeding each item to ``state``; finalise at the end."""
+    state.pulling = True
     try:
         for item in it:
+            state.pulling = False
             with guard(f"{adapter.provider} stream event"):
                 state.feed(item)
             yield item
+            state.pulling = True
     except GeneratorExit:
         state.ended("stream closed before the end")
         raise
@@ -182,11 +186,14 @@ def observe_iterator(it: Iterator[Any], state: StreamState, adapter: Adapter) ->
 async def observe_async_iterator(
     it: AsyncIterator[Any], state: StreamState, adapter: Adapter
 ) -> AsyncIterator[Any]:
+    state.pulling = True
     try:
         async for item in it:
+            state.pulling = False
             with guard(f"{adapter.provider} stream event"):
                 state.feed(item)
             yield item
+            state.pulling = True
     except GeneratorExit:
         state.ended("stream closed before the end")
         raise
@@ -218,15 +225,20 @@ def _observe_close(response: Any, state: StreamState, is_async: bool) -> None:
     original = getattr(response, name, None)
     if original is None:
         return
+    # The SDK closes the response itself when the stream ends or fails (inside its
+    # next()); those endings are recorded by the iterator. Only a close from outside
+    # (the caller, a helper's __exit__) ends the call here.
     if is_async:
         async def aclose() -> None:
-            state.ended("stream closed before the end")
+            if not state.pulling:
+                state.ended("stream closed before the end")
             await original()
 
         setattr(response, name, aclose)
     else:
         def close() -> None:
-            state.ended("stream closed before the end")
+            if not state.pulling:
+                state.ended("stream closed before the end")
             original()
 
         setattr(response, name, close)
