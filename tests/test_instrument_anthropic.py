@@ -14,6 +14,7 @@ import pytest
 anthropic = pytest.importorskip("anthropic")
 
 import agentlog  # noqa: E402
+
 from fakes._server import FakeServer  # noqa: E402
 from fakes.anthropic_fake import error, message, message_stream  # noqa: E402
 from helpers import query  # noqa: E402
