@@ -35,3 +35,28 @@ def test_other_events_kinds_and_choices_break_a_run_of_deltas() -> None:
         ("llm.delta", "x"), ("llm.reasoning", "think"), ("llm.delta", "y"), ("llm.tool_call", None),
         ("llm.delta", "z"), ("llm.delta", "w")]
     assert "".join(e.payload.get("text", "") for e in out) == "xthinkyzw"
+
+
+def test_inline_base64_media_is_replaced_by_a_marker_without_touching_the_caller() -> None:
+    import base64
+    import hashlib
+
+    from agentlog.processors import strip_inline_media
+
+    png = base64.b64encode(b"\x89PNG" + bytes(range(256)) * 20).decode()
+    request = {"messages": [{"role": "user", "content": [
+        {"type": "text", "text": "what is this?"},
+        {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{png}"}},
+        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": png}},
+    ]}]}
+    ev = _ev(1, "llm.started", "a", request=request)
+    out = strip_inline_media(ev)
+    parts = out.payload["request"]["messages"][0]["content"]
+    assert parts[0] == {"type": "text", "text": "what is this?"}
+    marker = parts[1]["image_url"]["url"]
+    assert marker["mime"] == "image/png" and marker["size"] == len(png)
+    assert marker["sha256"] == hashlib.sha256(png.encode()).hexdigest()
+    assert parts[2]["source"]["data"]["$truncated"] is True
+    assert request["messages"][0]["content"][1]["image_url"]["url"].startswith("data:image/png")  # untouched
+    small = _ev(2, "llm.started", "a", request={"messages": [{"role": "user", "content": "hi"}]})
+    assert strip_inline_media(small).payload is small.payload  # nothing to do, nothing copied

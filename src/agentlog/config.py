@@ -19,6 +19,7 @@ keep_deltas                AGENTLOG_KEEP_DELTAS    false: consecutive stream del
 max_event_bytes            AGENTLOG_MAX_EVENT_BYTES 8 MiB: larger payloads have their long strings truncated
 max_string_bytes           AGENTLOG_MAX_STRING_BYTES 1 MiB: the longest string kept whole when truncating
 fsync                      AGENTLOG_FSYNC          false: true makes every commit durable against power loss (synchronous=FULL)
+keep_media                 AGENTLOG_KEEP_MEDIA     false: base64 images/audio in LLM requests are replaced by a marker (size, hash)
 =========================  ======================  ==========================================
 """
 
@@ -52,6 +53,7 @@ class Settings:
     max_event_bytes: int = 8 * 1024 * 1024
     max_string_bytes: int = 1024 * 1024
     fsync: bool = False
+    keep_media: bool = False
 
     def __post_init__(self) -> None:
         if self.durability not in ("async", "sync"):

@@ -81,3 +81,62 @@ def consolidate_deltas(
 def _close(head: Event, parts: list[str]) -> None:
     if len(parts) > 1:
         head.payload["text"] = "".join(parts)
+
+
+# -- inline media ----------------------------------------------------------------------------
+_B64 = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=-_\n\r")
+_MEDIA_KEYS = frozenset({"data", "b64_json", "image_base64", "audio"})
+MEDIA_MIN_CHARS = 512
+
+
+def _looks_base64(text: str) -> bool:
+    head = text[:256].encode("ascii", "ignore")
+    return len(head) == min(len(text), 256) and all(c in _B64 for c in head)
+
+
+def _media_marker(text: str, mime: str | None) -> dict[str, Any]:
+    import hashlib
+
+    data = text.encode("ascii", "ignore")
+    return {"$truncated": True, "kind": "inline_media", "mime": mime, "size": len(data),
+            "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def _strip(value: Any, key: str | None, depth: int) -> Any:
+    """``value`` with base64 media replaced by markers; the same object when nothing changed."""
+    if isinstance(value, str):
+        if len(value) < MEDIA_MIN_CHARS:
+            return value
+        if value.startswith("data:") and ";base64," in value[:200]:
+            mime = value[5:value.index(";")]
+            return _media_marker(value[value.index(";base64,") + 8:], mime)
+        if key in _MEDIA_KEYS and _looks_base64(value):
+            return _media_marker(value, None)
+        return value
+    if depth > 32:
+        return value
+    if isinstance(value, dict):
+        changed = {k: _strip(v, k, depth + 1) for k, v in value.items()}
+        if any(changed[k] is not v for k, v in value.items()):
+            return changed  # copy on write: the caller's objects are never modified
+        return value
+    if isinstance(value, (list, tuple)):
+        items = [_strip(v, key, depth + 1) for v in value]
+        if any(a is not b for a, b in zip(items, value, strict=True)):
+            return items
+        return value
+    return value
+
+
+def strip_inline_media(event: Event) -> Event:
+    """Replace base64 images, audio and documents in LLM requests by a marker.
+
+    The marker keeps the media type, the size and a SHA-256 of the data, so the
+    same image can be recognised across calls without storing it on every turn.
+    Installed by default; ``configure(keep_media=True)`` keeps media as sent.
+    """
+    if event.type in ("llm.started", "llm.finished"):
+        stripped = _strip(event.payload, None, 0)
+        if stripped is not event.payload:
+            event.payload = stripped
+    return event

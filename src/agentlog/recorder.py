@@ -78,7 +78,10 @@ class Recorder:
             sinks = [_default_sink(self.settings)]
         self._clock = clock
         self._ids = ids
-        self._processors: tuple[Processor, ...] = tuple(processors)
+        from .processors import strip_inline_media
+
+        builtin: tuple[Processor, ...] = () if self.settings.keep_media else (strip_inline_media,)
+        self._processors: tuple[Processor, ...] = builtin + tuple(processors)
         self._sinks = list(sinks)
         self._max_queue = self.settings.max_queue
         self._wake_at = self.settings.batch_size
@@ -334,6 +337,7 @@ def configure(
     max_event_bytes: int | None = None,
     max_string_bytes: int | None = None,
     fsync: bool | None = None,
+    keep_media: bool | None = None,
     sinks: Sequence[Sink] | None = None,
     extra_sinks: Sequence[Sink] = (),
     processors: Iterable[Processor] = (),
@@ -359,6 +363,7 @@ def configure(
         max_event_bytes=max_event_bytes,
         max_string_bytes=max_string_bytes,
         fsync=fsync,
+        keep_media=keep_media,
     )
     if sinks is None:
         sinks = [_default_sink(settings)]
