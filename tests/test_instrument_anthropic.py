@@ -212,3 +212,25 @@ def test_a_single_client_can_be_instrumented(db: Path, server: FakeServer) -> No
     watched.messages.create(**ASK)
     other.messages.create(**ASK)
     assert [c["response_text"] for c in _calls(db)] == ["watched"]
+
+
+def test_capture_http_records_raw_bodies_and_sse_without_credentials(
+    db: Path, server: FakeServer, client: Any
+) -> None:
+    agentlog.instrument("anthropic", capture_http=True)
+    server.push(message("plain", usage=USAGE), message_stream(["str", "eam"], usage=USAGE))
+    client.messages.create(**ASK)
+    for _ in client.messages.create(**ASK, stream=True):
+        pass
+    assert agentlog.flush(5)
+    rows = query(db, "SELECT payload FROM events WHERE type = 'llm.http' ORDER BY seq")
+    plain, streamed = (json.loads(r["payload"]) for r in rows)
+    assert plain["request"]["method"] == "POST" and plain["request"]["url"].endswith("/v1/messages")
+    assert json.loads(plain["request"]["body"])["max_tokens"] == 256
+    assert plain["request"]["headers"]["authorization"] == "[REDACTED]"
+    assert json.loads(plain["response"]["body"])["content"][0]["text"] == "plain"
+    assert plain["response"]["status"] == 200
+    assert "event: content_block_delta" in streamed["response"]["body"]
+    agentlog.shutdown()
+    for path in db.parent.glob(db.name + "*"):
+        assert KEY.encode() not in path.read_bytes()

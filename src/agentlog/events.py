@@ -30,6 +30,8 @@ llm.finished           response_text, reasoning_text, stop_reason, usage{...},
 llm.error              error{message, kind, http_status, request_id, body,
                        request}, duration_ms                      (closes the span)
 llm.interrupted        partial_text, reason, duration_ms          (closes the span)
+llm.http               request{method, url, headers, body}, response{status, headers,
+                       body, size}       (raw exchange, with instrument(capture_http=True))
 tool.started           tool_call_id, name, arguments              (opens a span)
 tool.finished          result, duration_ms                        (closes the span)
 tool.failed            error{type, message}, duration_ms          (closes the span)
@@ -69,6 +71,7 @@ class EventType(str, enum.Enum):
     LLM_FINISHED = "llm.finished"
     LLM_ERROR = "llm.error"
     LLM_INTERRUPTED = "llm.interrupted"
+    LLM_HTTP = "llm.http"
     TOOL_STARTED = "tool.started"
     TOOL_FINISHED = "tool.finished"
     TOOL_FAILED = "tool.failed"

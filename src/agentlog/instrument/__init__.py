@@ -52,13 +52,19 @@ def _module(name: str) -> Any:
     return importlib.import_module(module)
 
 
-def instrument(*targets: Any) -> list[str]:
+def instrument(*targets: Any, capture_http: bool = False) -> list[str]:
     """Record every call of the given SDKs (names) or clients; no argument: all installed SDKs.
 
     Returns the names of the SDKs instrumented. Instrumenting twice records once.
     An SDK that is not installed is skipped by ``instrument()`` and named in an
     ``ImportError`` (with the pip line) by ``instrument("that-sdk")``.
+    ``capture_http=True`` also records each raw HTTP exchange (bodies and SSE
+    lines, credentials removed) as an ``llm.http`` event, for debugging.
     """
+    if capture_http:
+        from . import _http
+
+        _http.enable()
     done: list[str] = []
     if not targets:
         for name, (sdk, _, _) in SUPPORTED.items():

@@ -24,6 +24,7 @@ from typing import Any
 
 from .._guard import guard
 from ..producers import Inference
+from ._http import current_call
 
 __all__ = ["Adapter", "Begin", "ErrorInfo", "StreamState", "wrap_async", "wrap_sync"]
 
@@ -126,11 +127,14 @@ def wrap_sync(adapter: Adapter, original: Callable[..., Any]) -> Callable[..., A
         if begin is None:
             return original(owner, *args, **kwargs)
         call = _start(adapter, begin)
+        token = current_call.set(call)
         try:
             result = original(owner, *args, **kwargs)
         except BaseException as exc:
             _record_error(adapter, call, exc)
             raise
+        finally:
+            current_call.reset(token)
         return _handle_result(adapter, call, result)
 
     return wrapper
@@ -147,11 +151,14 @@ def wrap_async(adapter: Adapter, original: Callable[..., Any]) -> Callable[..., 
         if begin is None:
             return await original(owner, *args, **kwargs)
         call = _start(adapter, begin)
+        token = current_call.set(call)
         try:
             result = await original(owner, *args, **kwargs)
         except BaseException as exc:
             _record_error(adapter, call, exc)
             raise
+        finally:
+            current_call.reset(token)
         return _handle_result(adapter, call, result)
 
     return wrapper
@@ -165,15 +172,25 @@ def _handle_result(adapter: Adapter, call: Inference, result: Any) -> Any:
 
 # -- streams -------------------------------------------------------------------------------
 def observe_iterator(it: Iterator[Any], state: StreamState, adapter: Adapter) -> Iterator[Any]:
-    """Yield what ``it`` yields, feeding each item to ``state``; finalise at the end."""
-    state.pulling = True
+    """Yield what ``it`` yields, feeding each item to ``state``; finalise at the end.
+
+    The call is the current one while the SDK produces the next item, so a
+    request made lazily by a generator (google-genai) is still attributed to it.
+    """
     try:
-        for item in it:
+        while True:
+            state.pulling = True
+            token = current_call.set(state.call)
+            try:
+                item = next(it)
+            except StopIteration:
+                break
+            finally:
+                current_call.reset(token)
             state.pulling = False
             with guard(f"{adapter.provider} stream event"):
                 state.feed(item)
             yield item
-            state.pulling = True
     except GeneratorExit:
         state.ended("stream closed before the end")
         raise
@@ -186,14 +203,21 @@ def observe_iterator(it: Iterator[Any], state: StreamState, adapter: Adapter) ->
 async def observe_async_iterator(
     it: AsyncIterator[Any], state: StreamState, adapter: Adapter
 ) -> AsyncIterator[Any]:
-    state.pulling = True
+    """The async twin of :func:`observe_iterator`."""
     try:
-        async for item in it:
+        while True:
+            state.pulling = True
+            token = current_call.set(state.call)
+            try:
+                item = await it.__anext__()
+            except StopAsyncIteration:
+                break
+            finally:
+                current_call.reset(token)
             state.pulling = False
             with guard(f"{adapter.provider} stream event"):
                 state.feed(item)
             yield item
-            state.pulling = True
     except GeneratorExit:
         state.ended("stream closed before the end")
         raise
