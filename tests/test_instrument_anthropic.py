@@ -234,3 +234,25 @@ def test_capture_http_records_raw_bodies_and_sse_without_credentials(
     agentlog.shutdown()
     for path in db.parent.glob(db.name + "*"):
         assert KEY.encode() not in path.read_bytes()
+
+
+def test_a_stream_still_open_at_exit_is_not_left_running(db: Path, server: FakeServer) -> None:
+    import subprocess
+    import sys
+    import textwrap
+
+    server.push(message_stream(["left ", "open"], usage=USAGE, chunk_delay=0.05))
+    code = textwrap.dedent(f"""
+        import anthropic, agentlog
+        agentlog.configure({str(db)!r})
+        agentlog.instrument("anthropic")
+        client = anthropic.Anthropic(base_url={server.url!r}, api_key="k", max_retries=0)
+        stream = client.messages.create(**{ASK!r}, stream=True)
+        next(iter(stream))
+        KEEP = stream   # still referenced when the interpreter exits
+    """)
+    env = {**__import__("os").environ, "ANTHROPIC_OPEN_TELEMETRY": "false"}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)
+    assert proc.returncode == 0, proc.stderr
+    (call,) = query(db, "SELECT status FROM llm_calls")
+    assert call["status"] == "interrupted"

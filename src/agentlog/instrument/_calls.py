@@ -16,6 +16,7 @@ error (``error_info``). This module runs the call around those hooks:
 
 from __future__ import annotations
 
+import atexit
 import functools
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -49,7 +50,7 @@ class ErrorInfo:
     status: str = "error"  # or "interrupted"
 
 
-@dataclass
+@dataclass(eq=False)  # identity semantics: states live in a WeakSet
 class StreamState:
     """Follows one stream; subclasses implement ``feed`` for their event types."""
 
@@ -227,6 +228,17 @@ async def observe_async_iterator(
     state.ended("exhausted")
 
 
+# Streams still open, so that none is left "running" when the program exits.
+_open_streams: weakref.WeakSet[StreamState] = weakref.WeakSet()
+
+
+@atexit.register
+def _end_open_streams() -> None:
+    # Registered after the recorder's own exit handler, so it runs before it.
+    for state in list(_open_streams):
+        state.ended("the program exited before the stream ended")
+
+
 def attach_stream(stream: Any, state: StreamState, adapter: Adapter, *, is_async: bool) -> None:
     """Follow a Stainless SDK stream (``_iterator`` + ``response``) in place.
 
@@ -234,6 +246,7 @@ def attach_stream(stream: Any, state: StreamState, adapter: Adapter, *, is_async
     iterator; closing its HTTP response (what ``close()``, ``__exit__`` and the
     SDK's helpers all do) finalises the inference, and so does garbage collection.
     """
+    _open_streams.add(state)
     if is_async:
         stream._iterator = observe_async_iterator(stream._iterator, state, adapter)
     else:
@@ -242,6 +255,14 @@ def attach_stream(stream: Any, state: StreamState, adapter: Adapter, *, is_async
     if response is not None:
         _observe_close(response, state, is_async)
     weakref.finalize(stream, state.ended, "stream garbage-collected before the end")
+
+
+def follow_iterator(it: Any, state: StreamState, adapter: Adapter, *, is_async: bool) -> Any:
+    """For SDKs whose stream is a plain (async) generator: return one that follows it."""
+    _open_streams.add(state)
+    if is_async:
+        return observe_async_iterator(it, state, adapter)
+    return observe_iterator(it, state, adapter)
 
 
 def _observe_close(response: Any, state: StreamState, is_async: bool) -> None:
