@@ -290,24 +290,26 @@ def chat_stream(
 
     * ``text_chunks`` are the content deltas, in order.
     * ``tool_calls`` follow the text. Each is announced by a fragment carrying
-      ``index``, ``id``, ``type`` and ``function.name`` with ``arguments: ""``;
-      its arguments then arrive in several fragments keyed by ``index`` only
-      (a str is cut in three; a sequence is sent fragment by fragment).
-      Calls stream one after another, as OpenAI sends them; ``interleave=True``
-      announces all calls, then round-robins their fragments, which the SDK
-      still reassembles by ``index`` (other OpenAI-compatible servers do this).
+      ``index``, ``id``, ``type`` and ``function.name`` with ``arguments: ""``
+      (merged into the role chunk when the answer opens with a call, content
+      null); its arguments then arrive in several fragments keyed by ``index``
+      only (a str is cut in three; a sequence is sent fragment by fragment).
+      Calls stream one after another, as OpenAI sends them. ``interleave=True``
+      announces all calls, then round-robins their fragments, as some
+      OpenAI-compatible servers do: the SDK still reassembles the final message
+      by ``index``, but its helper's ``tool_calls.function.arguments.done``
+      events fire early (on each index change) with partial arguments.
     * ``include_usage`` mirrors the request's ``stream_options.include_usage``:
       only then does a final chunk with ``"choices": []`` carry ``usage`` (and
       every earlier chunk ``"usage": null``). Never set it for a request that
       did not ask: the real API would not send usage.
     * ``error`` (the inner error object) replaces the finish chunk with a
       ``{"error": {...}}`` event and ends the stream without ``[DONE]``: the SDK
-      raises ``openai.APIError`` mid-iteration.
+      raises ``openai.APIError`` (not an ``APIStatusError``) mid-iteration.
     * ``cut_after`` drops the connection after that many SSE events (see
-      :class:`Reply`); the client sees a transport error.
-
-    The event count is ``1 (role) + len(text_chunks) + tool-call events + 1
-    (finish) [+ 1 usage] + 1 ([DONE])`` — handy for choosing ``cut_after``.
+      :class:`Reply`); the client sees ``openai.APIConnectionError``. Event 0 is
+      the role chunk and events 1..len(text_chunks) the text deltas, so
+      ``cut_after=k`` with k <= len(text_chunks) delivers the first k-1 deltas.
     """
     cid = id or "chatcmpl-" + _alnum(29)
     created = int(time.time())
