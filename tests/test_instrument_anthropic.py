@@ -129,7 +129,7 @@ def test_http_error_is_recorded_with_the_provider_payload_and_reraised(
     assert call["status"] == "error" and "rate limit" in call["error"]
     (ev,) = query(db, "SELECT payload FROM events WHERE type = 'llm.error'")
     err = json.loads(ev["payload"])["error"]
-    assert err["http_status"] == 429 and err["kind"] == "rate_limit_error" and err["request_id"] == "req_rl"
+    assert err["http_status"] == 429 and err["kind"] == "rate_limit" and err["request_id"] == "req_rl"
     assert err["body"]["error"]["type"] == "rate_limit_error"
 
 
@@ -141,7 +141,10 @@ def test_error_event_mid_stream_keeps_partial_text(db: Path, server: FakeServer,
     (call,) = _calls(db)
     assert call["status"] == "error" and call["response_text"] == "partial answer"
     (ev,) = query(db, "SELECT payload FROM events WHERE type = 'llm.error'")
-    assert json.loads(ev["payload"])["error"]["kind"] == "overloaded_error"
+    error = json.loads(ev["payload"])["error"]
+    assert error["kind"] == "overloaded" and error["body"]["error"]["type"] == "overloaded_error"
+    # The usage of message_start (sent before the failure) is kept: it was billed.
+    assert call["input_tokens"] == 1641 and call["cost_usd"] is not None
 
 
 def test_cut_connection_is_an_error_with_partial_text(db: Path, server: FakeServer, client: Any) -> None:

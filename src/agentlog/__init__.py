@@ -34,12 +34,15 @@ from .errors import (
     StoreError,
 )
 from .events import Event, EventType
+
+# Imported eagerly (it loads no SDK): the subpackage agentlog.instrument would
+# otherwise shadow the lazily loaded instrument() function once imported.
+from .instrument import instrument, uninstrument
 from .producers import Inference, ToolCall, inference, log, snapshot, tool_call, usage
 from .recorder import Recorder, configure, get_recorder, publish, shutdown
 from .sinks import MemorySink, Sink
 
 if TYPE_CHECKING:
-    from .instrument import instrument, uninstrument
     from .pricing import set_price
     from .reader import Run, RunDetail, SearchHit, SpanNode, Store
     from .reader import open_store as open
@@ -55,8 +58,6 @@ _LAZY = {
     "Store": ("reader", "Store"),
     "open": ("reader", "open_store"),
     "SQLiteSink": ("sinks.sqlite", "SQLiteSink"),
-    "instrument": ("instrument", "instrument"),
-    "uninstrument": ("instrument", "uninstrument"),
     "set_price": ("pricing", "set_price"),
 }
 

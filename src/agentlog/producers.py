@@ -150,8 +150,13 @@ class Inference(SpanScope):
         body: Any = None,
         request: Any = None,
         status: str = "error",
+        usage: dict[str, int | None] | None = None,
+        cost_usd: float | None = None,
     ) -> bool:
-        """Close the inference with a provider or transport error."""
+        """Close the inference with a provider or transport error.
+
+        ``usage``/``cost_usd``: what a stream had reported before it failed (billed all the same).
+        """
         if self._closed:
             return False
         self._closed = True
@@ -162,6 +167,9 @@ class Inference(SpanScope):
             "error": {"message": message, "kind": kind, "http_status": http_status,
                       "request_id": request_id, "body": body, "request": request},
             "partial_text": self.text or None,
+            "reasoning_text": "".join(self._reasoning) or None,
+            "usage": usage,
+            "cost_usd": cost_usd,
             "duration_ms": self.elapsed_ms(),
         })
 

@@ -107,14 +107,19 @@ def _start(adapter: Adapter, begin: Begin) -> Inference:
     return Inference(adapter.provider, begin.model, begin.request, messages=begin.messages).start()
 
 
-def _record_error(adapter: Adapter, call: Inference, exc: BaseException) -> None:
+def _record_error(
+    adapter: Adapter, call: Inference, exc: BaseException, state: StreamState | None = None
+) -> None:
     with guard(f"{adapter.provider} error"):
         if isinstance(exc, (KeyboardInterrupt, GeneratorExit)) or type(exc).__name__ == "CancelledError":
             call.interrupt(type(exc).__name__)
             return
         info = adapter.error_info(exc)
+        # A stream that failed after reporting usage was billed for it all the same.
+        usage = state.usage if state is not None else None
         call.fail(info.message, kind=info.kind, http_status=info.http_status,
-                  request_id=info.request_id, body=info.body, status=info.status)
+                  request_id=info.request_id or (state.request_id if state else None), body=info.body,
+                  status=info.status, usage=usage, cost_usd=state.cost() if state and usage else None)
 
 
 def wrap_sync(adapter: Adapter, original: Callable[..., Any]) -> Callable[..., Any]:
@@ -196,7 +201,7 @@ def observe_iterator(it: Iterator[Any], state: StreamState, adapter: Adapter) ->
         state.ended("stream closed before the end")
         raise
     except BaseException as exc:
-        _record_error(adapter, state.call, exc)
+        _record_error(adapter, state.call, exc, state)
         raise
     state.ended("exhausted")
 
@@ -223,7 +228,7 @@ async def observe_async_iterator(
         state.ended("stream closed before the end")
         raise
     except BaseException as exc:
-        _record_error(adapter, state.call, exc)
+        _record_error(adapter, state.call, exc, state)
         raise
     state.ended("exhausted")
 

@@ -83,6 +83,19 @@ def _usage(usage: Any) -> dict[str, int | None] | None:
             "cached_tokens": read, "cache_write_tokens": created, "reasoning_tokens": None}
 
 
+_ERROR_KINDS = {
+    "invalid_request_error": "bad_request",
+    "authentication_error": "auth",
+    "permission_error": "auth",
+    "not_found_error": "not_found",
+    "request_too_large": "bad_request",
+    "rate_limit_error": "rate_limit",
+    "api_error": "server_error",
+    "overloaded_error": "overloaded",
+    "timeout_error": "timeout",
+}
+
+
 class AnthropicAdapter(Adapter):
     provider = PROVIDER
 
@@ -105,10 +118,11 @@ class AnthropicAdapter(Adapter):
     def error_info(self, exc: BaseException) -> ErrorInfo:
         status = getattr(exc, "status_code", None)
         body = getattr(exc, "body", None)
-        kind = get(body, "error", "type") if isinstance(body, dict) else None
+        # A stream's error event arrives with HTTP 200: the error's own type says what it was.
+        kind = _ERROR_KINDS.get(str(get(body, "error", "type"))) if isinstance(body, dict) else None
         return ErrorInfo(
             message=str(get(body, "error", "message") or getattr(exc, "message", None) or exc),
-            kind=str(kind) if kind else error_kind(status, type(exc).__name__),
+            kind=kind or error_kind(status if status != 200 else None, type(exc).__name__),
             http_status=status,
             request_id=getattr(exc, "request_id", None),
             body=body,

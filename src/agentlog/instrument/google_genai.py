@@ -1,20 +1,34 @@
 """Google Gen AI (``google-genai`` 3.x): ``models.generate_content`` and ``generate_content_stream``.
 
 Choke point: ``BaseApiClient.request`` / ``request_streamed`` and their async
-twins in ``google.genai._api_client``. Requests to ``…:generateContent`` and
-``…:streamGenerateContent`` are recorded. Automatic function calling makes
-several HTTP calls inside one ``generate_content``: each is its own inference.
+twins in ``google.genai._api_client``, which see the REST body as sent and each
+response as received. POSTs to ``…:generateContent`` and
+``…:streamGenerateContent`` are recorded; everything else passes untouched.
+One ``generate_content`` call can make several HTTP requests (automatic
+function calling, automatic continuation): each request is its own inference.
 
-Usage mapping: ``input_tokens`` = ``promptTokenCount`` (cached included),
-``cached_tokens`` = ``cachedContentTokenCount``, ``output_tokens`` =
-``candidatesTokenCount`` + ``thoughtsTokenCount``, ``reasoning_tokens`` =
-``thoughtsTokenCount``. Gemini repeats the cumulative ``usageMetadata`` on every
-streamed chunk: the last one is kept, never a sum.
+Usage mapping: ``input_tokens`` = ``promptTokenCount`` (which already includes
+``cachedContentTokenCount``) + ``toolUsePromptTokenCount``; ``cached_tokens`` =
+``cachedContentTokenCount``; ``output_tokens`` = ``candidatesTokenCount`` +
+``thoughtsTokenCount``; ``reasoning_tokens`` = ``thoughtsTokenCount``; no cache
+writes are reported. Gemini repeats the cumulative ``usageMetadata`` on every
+streamed chunk: the last one is kept, never a sum. Each continuation hop is a
+request of its own and reports its own usage.
+
+Tool calls: a ``functionCall`` part without an ``id`` (most models send none)
+gets its name as id, ``name#2``, ``name#3``… when the name repeats in one
+reply, and a ``functionResponse`` without an id is linked to the earliest
+unanswered call of that name. The model's reply ``stop_reason`` is the
+candidate's ``finishReason``, or the prompt's ``blockReason`` when there is no
+candidate.
 """
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..pricing import cost_usd
@@ -34,75 +48,160 @@ from ._common import error_kind, get
 
 __all__ = ["instrument", "instrument_client"]
 
-PROVIDER = "google"
+PROVIDER = "google"  # the provider recorded on inferences and priced in prices.json
+SDK = "google-genai"  # the name agentlog.instrument() / uninstrument() know this SDK by
+_METHODS = {"generateContent": False, "streamGenerateContent": True}  # REST method -> streamed
 _ROLES = {"model": "assistant", "user": "user", "function": "tool", "tool": "tool"}
+_PATCHES = (("request", wrap_sync), ("request_streamed", wrap_sync),
+            ("async_request", wrap_async), ("async_request_streamed", wrap_async))
 
 
-def _model_of(path: str) -> str:
-    name = path.split(":", 1)[0]
-    return name.rsplit("/", 1)[-1]
+# -- requests ------------------------------------------------------------------------------
+def _parse_path(path: str) -> tuple[str, str]:
+    """``models/gemini-2.5-flash:streamGenerateContent?alt=sse`` -> (model, REST method)."""
+    resource, _, method = path.partition("?")[0].rpartition(":")
+    return resource.rsplit("/", 1)[-1], method
+
+
+def _plain(value: Any) -> Any:
+    """A copy of the JSON containers. Payloads are encoded later, on the writer thread, and
+    the SDK edits the request dict in place after this point (it drops the ``_url`` /
+    ``_query`` keys and merges ``HttpOptions.extra_body`` into nested objects)."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
 
 
 def _parts_text(parts: Any, thought: bool = False) -> str | None:
-    texts = [get(p, "text") for p in parts or () if isinstance(get(p, "text"), str)
-             and bool(get(p, "thought")) == thought]
+    """The answer's text (or, with ``thought``, the thinking's), joined as the SDK's ``.text`` does."""
+    texts = [t for p in parts or () if isinstance(t := get(p, "text"), str) and bool(get(p, "thought")) == thought]
     return "".join(texts) if texts else None
 
 
-def _messages(body: dict[str, Any]) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    system = body.get("systemInstruction") or body.get("system_instruction")
-    if system:
-        out.append({"role": "system", "content": _parts_text(get(system, "parts")) if isinstance(system, dict)
-                    else system})
-    for content in body.get("contents") or ():
+def _content(parts: list[Any]) -> Any:
+    """A message's content: its text, or its parts when some are not text (images, files, code)."""
+    shown = [p for p in parts if not get(p, "thought") and get(p, "functionCall") is None
+             and get(p, "functionResponse") is None]
+    if all(isinstance(get(p, "text"), str) for p in shown):
+        return _parts_text(shown)
+    return shown
+
+
+@dataclass
+class _CallIds:
+    """Ids for the function calls of one reply: the model's id, else the name (numbered on repeats)."""
+
+    seen: dict[str, int] = field(default_factory=dict)
+
+    def calls(self, parts: Any) -> list[dict[str, Any]]:
+        out = []
+        for part in parts or ():
+            fc = get(part, "functionCall")
+            if fc is None:
+                continue
+            name = get(fc, "name")
+            n = self.seen[name] = self.seen.get(name, 0) + 1
+            call_id = get(fc, "id") or (name if n == 1 else f"{name}#{n}")
+            out.append({"id": call_id, "name": name, "arguments": get(fc, "args")})
+        return out
+
+
+def _turns(contents: Any) -> list[tuple[str, list[Any]]]:
+    """(role, parts) per message. Consecutive ``model`` contents are one reply: the SDK's
+    automatic function calling sends a streamed reply back as one content per chunk."""
+    turns: list[tuple[str, list[Any]]] = []
+    for content in contents or ():
         if not isinstance(content, dict):
             continue
-        parts = content.get("parts") or []
-        role = _ROLES.get(str(content.get("role") or "user"), str(content.get("role")))
+        role = str(content.get("role") or "user")
+        parts = list(content.get("parts") or ())
+        if role == "model" and turns and turns[-1][0] == "model":
+            turns[-1][1].extend(parts)
+        else:
+            turns.append((role, parts))
+    return turns
+
+
+def _messages(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """The request's conversation in agentlog's canonical form."""
+    out: list[dict[str, Any]] = []
+    system = body.get("systemInstruction")
+    if system:
+        parts = get(system, "parts") if isinstance(system, dict) else None
+        out.append({"role": "system", "content": system if parts is None else _content(list(parts))})
+    unanswered: dict[str, list[str]] = {}  # function name -> ids of calls not yet answered
+    for role, parts in _turns(body.get("contents")):
         for part in parts:
             response = get(part, "functionResponse")
-            if response is not None:
-                out.append({"role": "tool", "tool_call_id": get(response, "id") or get(response, "name"),
-                            "name": get(response, "name"), "content": get(response, "response")})
-        calls = [get(p, "functionCall") for p in parts if get(p, "functionCall") is not None]
-        text = _parts_text(parts)
-        if text is not None or calls:
-            msg: dict[str, Any] = {"role": role, "content": text}
+            if response is None:
+                continue
+            name = get(response, "name")
+            pending = unanswered.get(name) or []
+            call_id = get(response, "id") or (pending[0] if pending else name)
+            if call_id in pending:
+                pending.remove(call_id)
+            out.append({"role": "tool", "tool_call_id": call_id, "name": name, "content": get(response, "response")})
+        calls = _CallIds().calls(parts)
+        for call in calls:
+            unanswered.setdefault(call["name"], []).append(call["id"])
+        content = _content(parts)
+        if content is not None or calls:
+            msg: dict[str, Any] = {"role": _ROLES.get(role, role), "content": content}
             if calls:
-                msg["tool_calls"] = [{"id": get(c, "id") or get(c, "name"), "name": get(c, "name"),
-                                      "arguments": get(c, "args")} for c in calls]
+                msg["tool_calls"] = calls
             out.append(msg)
     return out
 
 
+# -- responses -----------------------------------------------------------------------------
 def _usage(meta: Any) -> dict[str, int | None] | None:
     if not meta:
         return None
+    prompt = get(meta, "promptTokenCount")
+    tool_prompt = get(meta, "toolUsePromptTokenCount")
     candidates = get(meta, "candidatesTokenCount")
     thoughts = get(meta, "thoughtsTokenCount")
-    output = None if candidates is None and thoughts is None else (candidates or 0) + (thoughts or 0)
-    return {"input_tokens": get(meta, "promptTokenCount"), "output_tokens": output,
-            "cached_tokens": get(meta, "cachedContentTokenCount"), "cache_write_tokens": None,
-            "reasoning_tokens": thoughts}
+    return {
+        "input_tokens": _total(prompt, tool_prompt),
+        "output_tokens": _total(candidates, thoughts),
+        "cached_tokens": get(meta, "cachedContentTokenCount"),
+        "cache_write_tokens": None,
+        "reasoning_tokens": thoughts,
+    }
+
+
+def _total(*counts: int | None) -> int | None:
+    """The sum of the counts given; None when none is (proto3 JSON omits zero counts)."""
+    present = [c for c in counts if c is not None]
+    return sum(present) if present else None
 
 
 def _body(response: Any) -> dict[str, Any]:
+    """The JSON body of an ``SdkHttpResponse`` (one whole response, or one streamed chunk)."""
     raw = getattr(response, "body", None)
-    if isinstance(raw, str) and raw:
-        try:
-            data = json.loads(raw)
-            return data if isinstance(data, dict) else {}
-        except ValueError:
-            return {}
-    return {}
+    if not isinstance(raw, str) or not raw:
+        return {}
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
-def _emit_calls(call: Inference, parts: Any) -> None:
-    for part in parts or ():
-        fc = get(part, "functionCall")
-        if fc is not None:
-            call.tool_call(get(fc, "id") or get(fc, "name"), get(fc, "name"), get(fc, "args"))
+def _first_candidate(data: dict[str, Any]) -> Any:
+    candidates = data.get("candidates")
+    return candidates[0] if isinstance(candidates, list) and candidates else None
+
+
+def _stop_reason(data: dict[str, Any], candidate: Any) -> Any:
+    return get(candidate, "finishReason") or get(data, "promptFeedback", "blockReason")
+
+
+def _emit_calls(call: Inference, calls: Iterable[dict[str, Any]]) -> None:
+    for c in calls:
+        call.tool_call(c["id"], c["name"], c["arguments"])
 
 
 class GenAIAdapter(Adapter):
@@ -114,44 +213,48 @@ class GenAIAdapter(Adapter):
         body = args[2] if len(args) > 2 else kwargs.get("request_dict")
         if str(method).lower() != "post" or not isinstance(path, str) or not isinstance(body, dict):
             return None
-        if ":generateContent" not in path and ":streamGenerateContent" not in path:
+        model, rest_method = _parse_path(path)
+        if rest_method not in _METHODS:
             return None
-        request = {k: v for k, v in body.items() if not k.startswith("_")}
-        request["model"] = _model_of(path)
-        return Begin(model=_model_of(path), request=request, messages=_messages(body),
-                     stream=":streamGenerateContent" in path)
+        # Keys starting with "_" (_url, _query) are the SDK's routing, not part of the body.
+        request = {k: _plain(v) for k, v in body.items() if not k.startswith("_")}
+        request["model"] = model
+        return Begin(model=model, request=request, messages=_messages(request), stream=_METHODS[rest_method])
 
     def handle(self, call: Inference, result: Any) -> Any:
-        if hasattr(result, "__next__") or hasattr(result, "__anext__"):
-            state = _ChunkStream(call)
-            if hasattr(result, "__anext__"):
-                return observe_async_iterator(result, state, self)
-            return observe_iterator(result, state, self)
+        if hasattr(result, "__anext__"):  # async_request_streamed: an async generator
+            return observe_async_iterator(result, _ChunkStream(call), self)
+        if hasattr(result, "__next__"):  # request_streamed: a generator, not started yet
+            return observe_iterator(result, _ChunkStream(call), self)
         data = _body(result)
-        candidate = (data.get("candidates") or [{}])[0]
+        candidate = _first_candidate(data)
         parts = get(candidate, "content", "parts")
-        _emit_calls(call, parts)
+        _emit_calls(call, _CallIds().calls(parts))
         usage = _usage(data.get("usageMetadata"))
         model = data.get("modelVersion") or call.model
         call.finish(_parts_text(parts), reasoning_text=_parts_text(parts, thought=True),
-                    stop_reason=get(candidate, "finishReason"), usage=usage, model=model,
+                    stop_reason=_stop_reason(data, candidate), usage=usage, model=model,
                     cost_usd=cost_usd(PROVIDER, model, usage), request_id=data.get("responseId"))
         return result
 
     def error_info(self, exc: BaseException) -> ErrorInfo:
+        # errors.APIError: .code is the HTTP status, .details the whole error body.
+        # Transport errors (httpx2.RemoteProtocolError, timeouts) have neither.
         code = getattr(exc, "code", None)
         status = code if isinstance(code, int) else None
         return ErrorInfo(
-            message=str(getattr(exc, "message", None) or exc),
-            kind=error_kind(status, type(exc).__name__) if status or not getattr(exc, "status", None)
-            else str(exc.status),  # type: ignore[attr-defined]
+            message=str(getattr(exc, "message", None) or exc) or type(exc).__name__,
+            kind=error_kind(status, type(exc).__name__),
             http_status=status,
             body=getattr(exc, "details", None),
         )
 
 
+@dataclass
 class _ChunkStream(StreamState):
-    """Each chunk is a whole GenerateContentResponse; usage is cumulative."""
+    """Each chunk is a whole ``GenerateContentResponse``; its usage is the running total."""
+
+    ids: _CallIds = field(default_factory=_CallIds)
 
     def feed(self, response: Any) -> None:
         data = _body(response)
@@ -161,35 +264,34 @@ class _ChunkStream(StreamState):
         self.request_id = data.get("responseId") or self.request_id
         if data.get("usageMetadata"):
             self.usage = _usage(data["usageMetadata"])  # cumulative: replace, never add
-        for candidate in (data.get("candidates") or [])[:1]:
-            parts = get(candidate, "content", "parts") or ()
-            for part in parts:
-                text = get(part, "text")
-                if isinstance(text, str) and text:
-                    (self.call.reasoning if get(part, "thought") else self.call.delta)(text)
-            _emit_calls(self.call, parts)
-            if get(candidate, "finishReason"):
-                self.stop_reason = get(candidate, "finishReason")
-                self.complete = True
-            break
+        candidate = _first_candidate(data)
+        parts = get(candidate, "content", "parts") or ()
+        for part in parts:
+            text = get(part, "text")
+            if isinstance(text, str) and text:
+                (self.call.reasoning if get(part, "thought") else self.call.delta)(text)
+        _emit_calls(self.call, self.ids.calls(parts))
+        stop = _stop_reason(data, candidate)
+        if stop:
+            self.stop_reason = stop
+            self.complete = True
 
 
 _ADAPTER = GenAIAdapter()
 
 
 def instrument() -> None:
+    """Record the inferences of every ``google.genai`` client (idempotent)."""
     from google.genai import _api_client
 
-    cls = _api_client.BaseApiClient
-    _patch.patch(PROVIDER, cls, "request", lambda f: wrap_sync(_ADAPTER, f))
-    _patch.patch(PROVIDER, cls, "request_streamed", lambda f: wrap_sync(_ADAPTER, f))
-    _patch.patch(PROVIDER, cls, "async_request", lambda f: wrap_async(_ADAPTER, f))
-    _patch.patch(PROVIDER, cls, "async_request_streamed", lambda f: wrap_async(_ADAPTER, f))
+    _patch_methods(_api_client.BaseApiClient)
 
 
 def instrument_client(client: Any) -> None:
-    api = client._api_client
-    _patch.patch(PROVIDER, api, "request", lambda f: wrap_sync(_ADAPTER, f))
-    _patch.patch(PROVIDER, api, "request_streamed", lambda f: wrap_sync(_ADAPTER, f))
-    _patch.patch(PROVIDER, api, "async_request", lambda f: wrap_async(_ADAPTER, f))
-    _patch.patch(PROVIDER, api, "async_request_streamed", lambda f: wrap_async(_ADAPTER, f))
+    """Record the inferences of one ``genai.Client`` (its sync and ``.aio`` sides share one API client)."""
+    _patch_methods(client._api_client)
+
+
+def _patch_methods(owner: Any) -> None:
+    for name, wrap in _PATCHES:
+        _patch.patch(SDK, owner, name, functools.partial(wrap, _ADAPTER))

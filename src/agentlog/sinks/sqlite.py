@@ -392,7 +392,7 @@ def _span_closed(ev: Event, p: dict[str, Any], add: Add) -> None:
     status = _str(p.get("status")) or _DEFAULT_STATUS[ev.type]
     u = ev.usage()
     response = _str(p.get("response_text"))
-    if ev.type == "llm.interrupted":
+    if ev.type in ("llm.interrupted", "llm.error"):
         response = _str(p.get("partial_text"))
     error = p.get("error")
     add(_SPAN_CLOSED, (
