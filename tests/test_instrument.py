@@ -40,7 +40,7 @@ def test_aliases_and_undo_per_sdk() -> None:
 
 
 def test_instrument_refuses_objects_that_are_not_sdk_clients() -> None:
-    with pytest.raises(TypeError, match="cannot instrument a builtins.dict"):
+    with pytest.raises(TypeError, match=r"cannot instrument a builtins\.dict"):
         agentlog.instrument({})
 
 
