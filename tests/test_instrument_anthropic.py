@@ -259,3 +259,23 @@ def test_a_stream_still_open_at_exit_is_not_left_running(db: Path, server: FakeS
     assert proc.returncode == 0, proc.stderr
     (call,) = query(db, "SELECT status FROM llm_calls")
     assert call["status"] == "interrupted"
+
+
+def test_with_streaming_response_parsed_twice_is_followed_once(db: Path, server: FakeServer, client: Any) -> None:
+    server.push(message_stream(["a ", "b"], usage=USAGE))
+    with client.messages.with_streaming_response.create(**ASK, stream=True) as response:
+        stream = response.parse()
+        assert response.parse() is stream  # the SDK's cached result
+        for _ in stream:
+            pass
+    (call,) = _calls(db)
+    assert call["response_text"] == "a b" and call["status"] == "ok"
+
+
+def test_with_streaming_response_read_as_raw_lines_is_closed(db: Path, server: FakeServer, client: Any) -> None:
+    server.push(message("raw lines", usage=USAGE))
+    with client.messages.with_streaming_response.create(**ASK) as response:
+        body = b"".join(response.iter_bytes())
+    assert b"raw lines" in body
+    (call,) = _calls(db)
+    assert call["status"] == "ok"  # ended when the response closed, not left running

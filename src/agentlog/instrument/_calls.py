@@ -173,7 +173,9 @@ def wrap_async(adapter: Adapter, original: Callable[..., Any]) -> Callable[..., 
 def _handle_result(adapter: Adapter, call: Inference, result: Any) -> Any:
     with guard(f"{adapter.provider} response"):
         return adapter.handle(call, result)
-    return result  # only reached when the guard swallowed an internal error
+    # Only reached when the guard swallowed an internal error: end the call, never leave it open.
+    call.finish()
+    return result
 
 
 # -- streams -------------------------------------------------------------------------------
@@ -294,30 +296,64 @@ def _observe_close(response: Any, state: StreamState, is_async: bool) -> None:
         setattr(response, name, close)
 
 
-def follow_parse(call: Inference, response: Any, on_parsed: Callable[[Any], None]) -> None:
+def follow_parse(
+    call: Inference,
+    response: Any,
+    on_parsed: Callable[[Any], None],
+    on_unparsed: Callable[[Any], None] | None = None,
+) -> None:
     """A raw response object (``with_raw_response`` / ``with_streaming_response``).
 
-    Its body is the caller's to read: agentlog records the parsed result when
-    the caller calls ``parse()`` (sync or async), and otherwise closes the call
-    without its text when the response object is released.
+    Its body is the caller's to read. agentlog records the first ``parse()``
+    (sync or async; later ones return the SDK's cached result, which must not
+    be followed twice). If the response is closed without being parsed (the
+    caller read raw bytes or lines), ``on_unparsed(response)`` ends the call
+    (default: ok, without its text); garbage collection is the last resort.
     """
     import inspect
 
-    original = response.parse
-    if inspect.iscoroutinefunction(original):
-        async def aparse(*args: Any, **kwargs: Any) -> Any:
-            parsed = await original(*args, **kwargs)
+    parsed_once = False
+
+    def first(parsed: Any) -> None:
+        nonlocal parsed_once
+        if not parsed_once:
+            parsed_once = True
             with guard("raw response parse"):
                 on_parsed(parsed)
+
+    def closing() -> None:
+        if not parsed_once:  # a parsed stream ends itself when its response closes
+            with guard("raw response close"):
+                (on_unparsed or (lambda _r: call.finish()))(response)
+
+    original_parse = response.parse
+    if inspect.iscoroutinefunction(original_parse):
+        async def aparse(*args: Any, **kwargs: Any) -> Any:
+            parsed = await original_parse(*args, **kwargs)
+            first(parsed)
             return parsed
 
         response.parse = aparse
     else:
         def parse(*args: Any, **kwargs: Any) -> Any:
-            parsed = original(*args, **kwargs)
-            with guard("raw response parse"):
-                on_parsed(parsed)
+            parsed = original_parse(*args, **kwargs)
+            first(parsed)
             return parsed
 
         response.parse = parse
+
+    original_close = getattr(response, "close", None)
+    if original_close is not None:
+        if inspect.iscoroutinefunction(original_close):
+            async def aclose() -> None:
+                closing()
+                await original_close()
+
+            response.close = aclose
+        else:
+            def close() -> None:
+                closing()
+                original_close()
+
+            response.close = close
     weakref.finalize(response, call.finish)

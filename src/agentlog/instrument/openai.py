@@ -7,15 +7,28 @@ to ``/chat/completions`` and ``/responses`` are recorded; anything else passes.
 
 Usage mapping (already normalised by OpenAI): ``input_tokens`` = prompt /
 input tokens (cached included), ``cached_tokens`` = ``*_tokens_details.cached_tokens``,
-``cache_write_tokens`` = Responses' ``input_tokens_details.cache_write_tokens``,
+``cache_write_tokens`` = Responses' ``input_tokens_details.cache_write_tokens``
+(Chat: ``prompt_tokens_details.cache_write_tokens``, when sent),
 ``output_tokens`` = completion / output tokens (reasoning included),
 ``reasoning_tokens`` = ``*_tokens_details.reasoning_tokens``.
 A stream reports usage only if the caller asked for it
 (``stream_options={"include_usage": True}``); agentlog never adds that option.
+
+Errors OpenAI sends with an HTTP 200 are recorded as errors although the SDK
+raises nothing for them: a Response whose ``status`` is ``failed`` (plain or
+streamed as ``response.failed``). Their ``code`` (or, for an ``error`` chunk in
+a Chat stream, which the SDK does raise as ``APIError``, the ``code``/``type``)
+gives the failure kind; the error object itself is kept as the error body.
+
+``with_raw_response`` has already read the body: the call is recorded from it
+at once. ``with_streaming_response`` leaves the body to the caller: the call is
+recorded from the first ``parse()``, else from the body when the response is
+closed (without its text if the caller read raw bytes or lines).
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from ..pricing import cost_usd
@@ -37,6 +50,12 @@ __all__ = ["instrument", "instrument_client"]
 
 PROVIDER = "openai"
 _ENDPOINTS = {"/chat/completions": "chat", "/responses": "responses"}
+#: Error codes (and Chat error types) OpenAI sends inside an HTTP 200 -> failure kind.
+#: Other codes of a failed Response (invalid_prompt, invalid_image, *_policy, ...) are
+#: about the request: ``bad_request``.
+_SENT_KINDS = {"rate_limit_exceeded": "rate_limit", "insufficient_quota": "rate_limit",
+               "server_error": "server_error", "vector_store_timeout": "timeout",
+               "invalid_request_error": "bad_request"}
 
 
 # -- requests ---------------------------------------------------------------------------------
@@ -74,9 +93,14 @@ def _responses_messages(body: dict[str, Any]) -> list[dict[str, Any]]:
         if kind == "message" or (kind is None and "role" in item):
             out.append({"role": item.get("role"), "content": text_of_parts(item.get("content"))})
         elif kind == "function_call":
-            out.append({"role": "assistant", "content": None, "tool_calls": [
-                {"id": item.get("call_id"), "name": item.get("name"),
-                 "arguments": parse_arguments(item.get("arguments"))}]})
+            call = {"id": item.get("call_id"), "name": item.get("name"),
+                    "arguments": parse_arguments(item.get("arguments"))}
+            # One model turn is several items (message, function calls): as one assistant message,
+            # it is the very message recorded as that turn's reply, so the view keeps it once.
+            if out and out[-1].get("role") == "assistant":
+                out[-1].setdefault("tool_calls", []).append(call)
+            else:
+                out.append({"role": "assistant", "content": None, "tool_calls": [call]})
         elif kind == "function_call_output":
             out.append({"role": "tool", "tool_call_id": item.get("call_id"), "content": item.get("output")})
     return out
@@ -103,42 +127,91 @@ class OpenAIAdapter(Adapter):
 
     def error_info(self, exc: BaseException) -> ErrorInfo:
         status = getattr(exc, "status_code", None)
+        body = getattr(exc, "body", None)  # the inner error object: {"message", "type", "param", "code"}
+        # A 200 can fail too (APIResponseValidationError): only an error status says what went wrong.
+        kind = error_kind(status if isinstance(status, int) and status >= 400 else None, type(exc).__name__)
+        if kind == "error" and isinstance(body, dict):  # an error chunk inside a stream: no HTTP status
+            kind = _sent_kind(body)
         return ErrorInfo(
-            message=str(getattr(exc, "message", None) or exc),
-            kind=error_kind(status, type(exc).__name__),
+            # The provider's own words; the SDK's message prefixes them with "Error code: 429 - ".
+            message=str(get(body, "message") or getattr(exc, "message", None) or exc),
+            kind=kind,
             http_status=status,
             request_id=getattr(exc, "request_id", None),
-            body=getattr(exc, "body", None),
+            body=body,
         )
+
+
+def _sent_kind(error: Any) -> str:
+    """The failure kind of an error object OpenAI sent in a 200 (failed Response, stream error)."""
+    code, type_ = get(error, "code"), get(error, "type")
+    for value in (code, type_):
+        if isinstance(value, str) and value in _SENT_KINDS:
+            return _SENT_KINDS[value]
+    return "bad_request" if isinstance(code, str) and code else "error"
 
 
 def _handle(adapter: OpenAIAdapter, call: Inference, result: Any) -> None:
     import openai
-
-    if isinstance(result, (openai.Stream, openai.AsyncStream)):
-        state_cls = _ResponsesStream if _is_responses(call) else _ChatStream
-        state = state_cls(call)
-        state.request_id = header(getattr(result.response, "headers", None), "x-request-id")
-        attach_stream(result, state, adapter, is_async=isinstance(result, openai.AsyncStream))
-        return
     from openai._legacy_response import LegacyAPIResponse
     from openai._response import APIResponse, AsyncAPIResponse
 
-    if isinstance(result, LegacyAPIResponse):  # with_raw_response: parse() is cached for the caller
-        _handle(adapter, call, result.parse())
-        return
-    if isinstance(result, (APIResponse, AsyncAPIResponse)):  # with_streaming_response
-        follow_parse(call, result, lambda parsed: _handle(adapter, call, parsed))
-        return
-    if _is_responses(call):
-        _finish_response(call, result)
+    if isinstance(result, (openai.Stream, openai.AsyncStream)):
+        _follow_stream(adapter, call, result)
+    elif isinstance(result, LegacyAPIResponse):  # with_raw_response
+        if (call.request or {}).get("stream"):
+            # parse() caches what it builds: the caller's own parse() returns this very stream.
+            _follow_stream(adapter, call, result.parse())
+        elif not _finish_from_body(call, result.http_response):
+            call.finish()
+    elif isinstance(result, (APIResponse, AsyncAPIResponse)):  # with_streaming_response
+        _follow_streaming_response(adapter, call, result)
     else:
-        _finish_chat(call, result)
+        _finish(call, result, getattr(result, "_request_id", None))
+
+
+def _follow_stream(adapter: OpenAIAdapter, call: Inference, stream: Any) -> None:
+    import openai
+
+    state = _ResponsesStream(call) if _is_responses(call) else _ChatStream(call)
+    state.request_id = header(getattr(stream.response, "headers", None), "x-request-id")
+    attach_stream(stream, state, adapter, is_async=isinstance(stream, openai.AsyncStream))
+
+
+def _follow_streaming_response(adapter: OpenAIAdapter, call: Inference, response: Any) -> None:
+    """The body is the caller's to read: record the first ``parse()``, else the body at close."""
+
+    def unparsed(resp: Any) -> None:
+        if not _finish_from_body(call, resp.http_response):
+            call.finish()  # the caller read raw bytes or lines: closed, without its text
+
+    follow_parse(call, response, lambda parsed: _handle(adapter, call, parsed), unparsed)
+
+
+def _finish_from_body(call: Inference, http: Any) -> bool:
+    """Finish ``call`` from an HTTP response's JSON body if it was read; False if it was not."""
+    import httpx2
+
+    try:
+        data = json.loads(http.content)
+    except (httpx2.ResponseNotRead, ValueError):  # streamed by the caller, or not JSON
+        return False
+    _finish(call, data, header(http.headers, "x-request-id"))
+    return True
+
+
+def _finish(call: Inference, result: Any, request_id: str | None) -> None:
+    """Finish ``call`` from a parsed result: an SDK object or its JSON as a dict."""
+    if _is_responses(call):
+        _finish_response(call, result, request_id)
+    else:
+        _finish_chat(call, result, request_id)
 
 
 def _is_responses(call: Inference) -> bool:
-    req = call.request or {}
-    return "input" in req and "messages" not in req
+    # Chat Completions requires ``messages``; the Responses API never takes it (and its
+    # ``input`` is optional: a stored prompt or a previous response may stand in for it).
+    return "messages" not in (call.request or {})
 
 
 # -- responses ----------------------------------------------------------------------------------
@@ -149,7 +222,7 @@ def _chat_usage(usage: Any) -> dict[str, int | None] | None:
         "input_tokens": get(usage, "prompt_tokens"),
         "output_tokens": get(usage, "completion_tokens"),
         "cached_tokens": get(usage, "prompt_tokens_details", "cached_tokens"),
-        "cache_write_tokens": None,
+        "cache_write_tokens": get(usage, "prompt_tokens_details", "cache_write_tokens"),
         "reasoning_tokens": get(usage, "completion_tokens_details", "reasoning_tokens"),
     }
 
@@ -166,7 +239,7 @@ def _responses_usage(usage: Any) -> dict[str, int | None] | None:
     }
 
 
-def _finish_chat(call: Inference, result: Any) -> None:
+def _finish_chat(call: Inference, result: Any, request_id: str | None) -> None:
     choices = get(result, "choices") or []
     choice = choices[0] if choices else None
     msg = get(choice, "message")
@@ -183,11 +256,11 @@ def _finish_chat(call: Inference, result: Any) -> None:
         usage=usage,
         model=model,
         cost_usd=cost_usd(PROVIDER, model or call.model, usage),
-        request_id=getattr(result, "_request_id", None),
+        request_id=request_id,
     )
 
 
-def _finish_response(call: Inference, result: Any) -> None:
+def _finish_response(call: Inference, result: Any, request_id: str | None) -> None:
     texts: list[str] = []
     reasoning: list[str] = []
     for item in get(result, "output") or ():
@@ -199,15 +272,12 @@ def _finish_response(call: Inference, result: Any) -> None:
             reasoning += [get(s, "text") for s in get(item, "content") or ()]
         elif kind == "function_call":
             call.tool_call(get(item, "call_id"), get(item, "name"), parse_arguments(get(item, "arguments")))
+    status = get(result, "status")
+    if status == "failed":  # the SDK raises nothing: the failure is in the body
+        _fail_sent(call, get(result, "error"), request_id)
+        return
     usage = _responses_usage(get(result, "usage"))
     model = get(result, "model")
-    status = get(result, "status")
-    request_id = getattr(result, "_request_id", None)
-    if status == "failed":
-        call.fail(str(get(result, "error", "message") or "response failed"),
-                  kind=str(get(result, "error", "code") or "failed"), request_id=request_id,
-                  body=_dump(get(result, "error")))
-        return
     call.finish(
         "".join(t for t in texts if isinstance(t, str)) or None,
         reasoning_text="".join(r for r in reasoning if isinstance(r, str)) or None,
@@ -219,9 +289,16 @@ def _finish_response(call: Inference, result: Any) -> None:
     )
 
 
+def _fail_sent(call: Inference, error: Any, request_id: str | None) -> None:
+    """Fail ``call`` with an error object OpenAI sent in place of a result."""
+    call.fail(str(get(error, "message") or "response failed"), kind=_sent_kind(error),
+              request_id=request_id, body=_dump(error))
+
+
 def _dump(obj: Any) -> Any:
+    # exclude_unset: the error as OpenAI sent it, not padded with the SDK's optional fields.
     dump = getattr(obj, "model_dump", None)
-    return dump() if callable(dump) else obj
+    return dump(exclude_unset=True) if callable(dump) else obj
 
 
 # -- streams ------------------------------------------------------------------------------------
@@ -296,9 +373,7 @@ class _ResponsesStream(StreamState):
 
     def finish(self) -> None:
         if self.failed is not None:
-            self.call.fail(str(get(self.failed, "message") or "response failed"),
-                           kind=str(get(self.failed, "code") or "failed"),
-                           request_id=self.request_id, body=_dump(self.failed))
+            _fail_sent(self.call, self.failed, self.request_id)
             return
         super().finish()
 
