@@ -18,7 +18,6 @@ from typing import Any
 
 from ..pricing import cost_usd
 from ..producers import Inference
-from . import _patch
 from ._calls import (
     Adapter,
     Begin,
@@ -26,8 +25,8 @@ from ._calls import (
     StreamState,
     attach_stream,
     follow_parse,
-    wrap_async,
-    wrap_sync,
+    patch_stainless,
+    patch_stainless_client,
 )
 from ._common import error_kind, get, header, parse_arguments
 
@@ -222,12 +221,10 @@ _ADAPTER = AnthropicAdapter()
 def instrument() -> None:
     from anthropic import _base_client
 
-    _patch.patch(PROVIDER, _base_client.SyncAPIClient, "request", lambda f: wrap_sync(_ADAPTER, f))
-    _patch.patch(PROVIDER, _base_client.AsyncAPIClient, "request", lambda f: wrap_async(_ADAPTER, f))
+    patch_stainless(PROVIDER, _base_client, _ADAPTER)
 
 
 def instrument_client(client: Any) -> None:
     import anthropic
 
-    wrap = wrap_async if isinstance(client, anthropic.AsyncAnthropic) else wrap_sync
-    _patch.patch(PROVIDER, client, "request", lambda f: wrap(_ADAPTER, f))
+    patch_stainless_client(PROVIDER, client, _ADAPTER, is_async=isinstance(client, anthropic.AsyncAnthropic))

@@ -33,7 +33,6 @@ from typing import Any
 
 from ..pricing import cost_usd
 from ..producers import Inference
-from . import _patch
 from ._calls import (
     Adapter,
     Begin,
@@ -41,8 +40,8 @@ from ._calls import (
     StreamState,
     attach_stream,
     follow_parse,
-    wrap_async,
-    wrap_sync,
+    patch_stainless,
+    patch_stainless_client,
 )
 from ._common import error_kind, get, header, parse_arguments, text_of_parts
 
@@ -385,12 +384,10 @@ _ADAPTER = OpenAIAdapter()
 def instrument() -> None:
     from openai import _base_client
 
-    _patch.patch(PROVIDER, _base_client.SyncAPIClient, "request", lambda f: wrap_sync(_ADAPTER, f))
-    _patch.patch(PROVIDER, _base_client.AsyncAPIClient, "request", lambda f: wrap_async(_ADAPTER, f))
+    patch_stainless(PROVIDER, _base_client, _ADAPTER)
 
 
 def instrument_client(client: Any) -> None:
     import openai
 
-    wrap = wrap_async if isinstance(client, openai.AsyncOpenAI) else wrap_sync
-    _patch.patch(PROVIDER, client, "request", lambda f: wrap(_ADAPTER, f))
+    patch_stainless_client(PROVIDER, client, _ADAPTER, is_async=isinstance(client, openai.AsyncOpenAI))
