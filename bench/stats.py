@@ -8,6 +8,7 @@ The median is what the targets are checked against: one noisy repetition on a
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Sequence
 
@@ -21,8 +22,9 @@ def percentile(sorted_values: Sequence[int | float], q: float) -> float:
     """
     if not sorted_values:
         raise ValueError("percentile of an empty sample")
-    rank = max(1, -(-len(sorted_values) * q // 100))  # ceil without floats drifting
-    return float(sorted_values[int(rank) - 1])
+    # The epsilon keeps 100000 * 99.9 / 100 from rounding up to rank 99,901.
+    rank = max(1, math.ceil(len(sorted_values) * q / 100 - 1e-9))
+    return float(sorted_values[rank - 1])
 
 
 def spread(values: Sequence[float]) -> dict[str, float]:

@@ -122,6 +122,7 @@ _ORDER = (
 )
 
 _KIND_OF = {"llm": "llm", "tool": "tool", "span": "span"}
+_NO_TOKENS: tuple[None, ...] = (None,) * len(USAGE_KEYS)
 _HOST = socket.gethostname()
 
 
@@ -176,6 +177,7 @@ class SQLiteSink:
         self._stats: dict[str, Any] | None = None
         self._positions: dict[str, int] = {}
         self._span_tail: dict[str, str] = {}  # llm span -> hash of its request's last message
+        self._known: dict[str, set[str]] = {}  # run -> message hashes already stored (a cache)
         self._rejected = 0
         self._closed = False
 
@@ -202,6 +204,7 @@ class SQLiteSink:
                 conn.execute("ROLLBACK")
             self._positions.clear()  # positions read inside the failed transaction
             self._span_tail.clear()
+            self._known.clear()
             raise
 
     def flush(self, timeout: float | None = None) -> bool:
@@ -222,6 +225,7 @@ class SQLiteSink:
     def after_fork(self) -> None:
         self._conn = None  # the parent's connection: not ours to use or close
         self._positions.clear()
+        self._known.clear()
 
     def note_stats(self, stats: dict[str, Any]) -> None:
         self._stats = stats
@@ -271,25 +275,28 @@ class SQLiteSink:
         )
 
     def _rows(self, events: Sequence[Event]) -> dict[str, list[tuple[Any, ...]]]:
-        ops: dict[str, list[tuple[Any, ...]]] = {}
-        add: Callable[[str, tuple[Any, ...]], None] = lambda stmt, row: ops.setdefault(stmt, []).append(row)  # noqa: E731
+        ops: dict[str, list[tuple[Any, ...]]] = {stmt: [] for stmt in _ORDER}
+        event_rows = ops[_INSERT_EVENT]
+
+        def add(stmt: str, row: tuple[Any, ...]) -> None:
+            ops[stmt].append(row)
+
         last_seen: dict[str, int] = {}
         for ev in events:
             p = ev.payload
-            u = ev.usage()
-            add(_INSERT_EVENT, (
+            usage = p if ev.type == "usage" else p.get("usage")
+            tokens = tuple(_int(usage.get(k)) for k in USAGE_KEYS) if isinstance(usage, dict) else _NO_TOKENS
+            event_rows.append((
                 ev.event_id, ev.run_id, ev.turn_id, ev.span_id, ev.parent_span_id, ev.seq, ev.ts, ev.type,
-                _str(p.get("provider")), _str(p.get("model")), _str(p.get("status")),
-                *(_int(u[k]) for k in USAGE_KEYS),
+                _str(p.get("provider")), _str(p.get("model")), _str(p.get("status")), *tokens,
                 _num(p.get("cost_usd")), _num(p.get("duration_ms")), ev.payload_json().decode("utf-8"),
             ))
-            if ev.run_id is not None:
-                last_seen[ev.run_id] = max(last_seen.get(ev.run_id, 0), ev.ts)
+            if ev.run_id is not None and last_seen.get(ev.run_id, 0) < ev.ts:
+                last_seen[ev.run_id] = ev.ts
             handler = _HANDLERS.get(ev.type)
             if handler is not None:
                 handler(ev, p, add)
-        for run_id, ts in last_seen.items():
-            add(_RUN_SEEN, (run_id, ts))
+        ops[_RUN_SEEN].extend(last_seen.items())
         return ops
 
     def _write_messages(self, conn: sqlite3.Connection, events: Sequence[Event]) -> None:
@@ -297,7 +304,11 @@ class SQLiteSink:
         for ev in events:
             if ev.run_id is None or ev.type not in ("llm.started", "llm.finished"):
                 continue
+            known = self._known.setdefault(ev.run_id, set())
             for direction, msg_hash, msg in self._conversation(conn, ev):
+                if msg_hash in known:  # every request resends the conversation so far
+                    continue
+                known.add(msg_hash)
                 pos = self._next_position(conn, ev.run_id)
                 row = (ev.run_id, pos, msg_hash, ev.turn_id, ev.span_id, direction, _str(msg.get("role")),
                        _text(msg.get("content")), _str(msg.get("tool_call_id")), _str(msg.get("name")),
@@ -306,6 +317,8 @@ class SQLiteSink:
                     self._positions[ev.run_id] = pos + 1
                     if isinstance(row[7], str) and row[7]:
                         conn.execute(_SEARCH, (row[7], "message", ev.run_id, ev.span_id, ev.event_id))
+        if len(self._known) > 1_000:
+            self._known.clear()
 
     def _conversation(self, conn: sqlite3.Connection, ev: Event) -> list[tuple[str, str, dict[str, Any]]]:
         """(direction, chain hash, message) for the messages an llm event carries."""
