@@ -60,3 +60,25 @@ def test_inline_base64_media_is_replaced_by_a_marker_without_touching_the_caller
     assert request["messages"][0]["content"][1]["image_url"]["url"].startswith("data:image/png")  # untouched
     small = _ev(2, "llm.started", "a", request={"messages": [{"role": "user", "content": "hi"}]})
     assert strip_inline_media(small).payload is small.payload  # nothing to do, nothing copied
+
+
+def test_the_writer_strips_media_by_default_and_keeps_it_on_request(tmp_path: object) -> None:
+    import base64
+    from pathlib import Path
+
+    import agentlog
+
+    from helpers import query
+
+    png = base64.b64encode(bytes(range(256)) * 8).decode()
+    request = {"messages": [{"role": "user", "content": [
+        {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{png}"}}]}]}
+    for keep, expect_marker in ((False, True), (True, False)):
+        db = Path(str(tmp_path)) / f"media-{keep}.db"
+        agentlog.configure(db, keep_media=keep)
+        with agentlog.inference("openai", "gpt-4o", request=request) as call:
+            call.finish("a cat")
+        agentlog.shutdown()
+        (row,) = query(db, "SELECT request FROM llm_calls")
+        assert (png not in row["request"]) is expect_marker
+        assert ('"$truncated":true' in row["request"]) is expect_marker

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from .events import Event
 from .processors import consolidate_deltas
+from .processors import strip_media_value as _strip_media
 
 if TYPE_CHECKING:
     from .recorder import Recorder
@@ -33,6 +34,9 @@ __all__ = ["FlushMarker", "SinkSlot", "Waiter", "Worker"]
 
 log = logging.getLogger("agentlog")
 
+_MEDIA_EVENTS = frozenset({"llm.started", "llm.finished"})
+# What inline media looks like in orjson's output: data URLs, and the keys that carry base64.
+_MEDIA_NEEDLES = (b";base64,", b'"data":"', b'"b64_json":"', b'"image_base64":"', b'"audio":"')
 _BACKOFF_MIN = 0.05
 _BACKOFF_MAX = 2.0
 _LOG_EVERY = 60.0
@@ -176,6 +180,7 @@ class Worker:
         self.keep_deltas = s.keep_deltas
         self.max_event_bytes = s.max_event_bytes
         self.max_string_bytes = s.max_string_bytes
+        self.strip_media = not s.keep_media
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, name="agentlog-writer", daemon=True)
 
@@ -320,6 +325,11 @@ class Worker:
                 self.rec._count_drop(str(exc.args[0]))
                 log.warning("agentlog: dropped a %s event: payload %s", ev.type, exc.args[0])
                 continue
+            if self.strip_media and ev.type in _MEDIA_EVENTS and any(n in data for n in _MEDIA_NEEDLES):
+                # Only payloads that may carry inline media are walked (a substring test in C first).
+                stripped = _strip_media(stored)
+                if stripped is not stored:
+                    data, stored = encode_payload(stripped, self.max_event_bytes, self.max_string_bytes)
             ev.payload = stored
             ev._json = data
             out_e.append(ev)

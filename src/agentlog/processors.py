@@ -116,16 +116,29 @@ def _strip(value: Any, key: str | None, depth: int) -> Any:
     if depth > 32:
         return value
     if isinstance(value, dict):
-        changed = {k: _strip(v, k, depth + 1) for k, v in value.items()}
-        if any(changed[k] is not v for k, v in value.items()):
-            return changed  # copy on write: the caller's objects are never modified
-        return value
+        out: dict[str, Any] | None = None
+        for k, v in value.items():
+            new = _strip(v, k, depth + 1)
+            if new is not v:
+                if out is None:  # copy on write: the caller's objects are never modified
+                    out = dict(value)
+                out[k] = new
+        return value if out is None else out
     if isinstance(value, (list, tuple)):
-        items = [_strip(v, key, depth + 1) for v in value]
-        if any(a is not b for a, b in zip(items, value, strict=True)):
-            return items
-        return value
+        items: list[Any] | None = None
+        for i, v in enumerate(value):
+            new = _strip(v, key, depth + 1)
+            if new is not v:
+                if items is None:
+                    items = list(value)
+                items[i] = new
+        return value if items is None else items
     return value
+
+
+def strip_media_value(value: Any) -> Any:
+    """``value`` with base64 media replaced by markers (the same object if there was none)."""
+    return _strip(value, None, 0)
 
 
 def strip_inline_media(event: Event) -> Event:
@@ -133,7 +146,9 @@ def strip_inline_media(event: Event) -> Event:
 
     The marker keeps the media type, the size and a SHA-256 of the data, so the
     same image can be recognised across calls without storing it on every turn.
-    Installed by default; ``configure(keep_media=True)`` keeps media as sent.
+    The writer does this by default for ``llm.started`` / ``llm.finished`` events
+    (``configure(keep_media=True)`` keeps media as sent); this processor form is
+    for other events or sinks.
     """
     if event.type in ("llm.started", "llm.finished"):
         stripped = _strip(event.payload, None, 0)

@@ -78,10 +78,7 @@ class Recorder:
             sinks = [_default_sink(self.settings)]
         self._clock = clock
         self._ids = ids
-        from .processors import strip_inline_media
-
-        builtin: tuple[Processor, ...] = () if self.settings.keep_media else (strip_inline_media,)
-        self._processors: tuple[Processor, ...] = builtin + tuple(processors)
+        self._processors: tuple[Processor, ...] = tuple(processors)
         self._sinks = list(sinks)
         self._max_queue = self.settings.max_queue
         self._wake_at = self.settings.batch_size
