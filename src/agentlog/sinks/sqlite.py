@@ -301,22 +301,32 @@ class SQLiteSink:
 
     def _write_messages(self, conn: sqlite3.Connection, events: Sequence[Event]) -> None:
         """Append new conversation messages, each stored once per run."""
+        rows: list[tuple[Any, ...]] = []
+        search: list[tuple[Any, ...]] = []
         for ev in events:
             if ev.run_id is None or ev.type not in ("llm.started", "llm.finished"):
                 continue
-            known = self._known.setdefault(ev.run_id, set())
+            known = self._known.get(ev.run_id)
+            if known is None:  # first time this writer sees the run: it may have history already
+                known = self._known[ev.run_id] = {r[0] for r in conn.execute(
+                    "SELECT msg_hash FROM al_messages WHERE run_id = ?", (ev.run_id,))}
             for direction, msg_hash, msg in self._conversation(conn, ev):
                 if msg_hash in known:  # every request resends the conversation so far
                     continue
                 known.add(msg_hash)
                 pos = self._next_position(conn, ev.run_id)
-                row = (ev.run_id, pos, msg_hash, ev.turn_id, ev.span_id, direction, _str(msg.get("role")),
-                       _text(msg.get("content")), _str(msg.get("tool_call_id")), _str(msg.get("name")),
-                       _json(msg.get("tool_calls")))
-                if conn.execute(_MESSAGE, row).rowcount:
-                    self._positions[ev.run_id] = pos + 1
-                    if isinstance(row[7], str) and row[7]:
-                        conn.execute(_SEARCH, (row[7], "message", ev.run_id, ev.span_id, ev.event_id))
+                self._positions[ev.run_id] = pos + 1
+                content = _text(msg.get("content"))
+                rows.append((ev.run_id, pos, msg_hash, ev.turn_id, ev.span_id, direction, _str(msg.get("role")),
+                             content, _str(msg.get("tool_call_id")), _str(msg.get("name")),
+                             _json(msg.get("tool_calls"))))
+                if content:
+                    search.append((content, "message", ev.run_id, ev.span_id, ev.event_id))
+        if rows:
+            # OR IGNORE: another process may have stored the same message of a shared run
+            # first; then this position stays unused, which the order does not mind.
+            conn.executemany(_MESSAGE, rows)
+            conn.executemany(_SEARCH, search)
         if len(self._known) > 1_000:
             self._known.clear()
 
