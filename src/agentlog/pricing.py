@@ -21,19 +21,19 @@ import threading
 from importlib import resources
 from typing import Any
 
-__all__ = ["PRICES_AS_OF", "cost_usd", "price_for", "set_price"]
+__all__ = ["cost_usd", "price_for", "prices_as_of", "set_price"]
 
 _lock = threading.Lock()
 _table: dict[str, dict[str, dict[str, float]]] | None = None
-PRICES_AS_OF = ""
+_as_of = ""
 
 
 def _load() -> dict[str, dict[str, dict[str, float]]]:
-    global _table, PRICES_AS_OF
+    global _table, _as_of
     with _lock:
         if _table is None:
             data = json.loads((resources.files("agentlog") / "prices.json").read_text("utf-8"))
-            PRICES_AS_OF = data.get("as_of", "")
+            _as_of = data.get("as_of", "")
             table: dict[str, dict[str, dict[str, float]]] = {
                 p: dict(models) for p, models in data["prices"].items()
             }
@@ -44,6 +44,12 @@ def _load() -> dict[str, dict[str, dict[str, float]]]:
                         table.setdefault(provider, {}).update(models)
             _table = table
         return _table
+
+
+def prices_as_of() -> str:
+    """The date (YYYY-MM-DD) the shipped prices were checked."""
+    _load()
+    return _as_of
 
 
 def set_price(
