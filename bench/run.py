@@ -1,6 +1,6 @@
 """Run the benchmark suite, print a table per benchmark, write ``bench/results/latest.json``.
 
-    python -m bench            # full: 3 repetitions of every benchmark, a few minutes
+    python -m bench            # full: 3 repetitions of every benchmark, 4-5 minutes
     python -m bench --quick    # smoke run for CI: smaller samples, 2 repetitions, < 1 minute
 
 Speed targets are checked and printed but never fail the run (a shared CI
@@ -26,6 +26,7 @@ from typing import Any
 
 from .ingest import run_ingest
 from .latency import QUANTILES, run_latency
+from .sdk import run_sdk
 from .workload import TextPool, typical_payloads
 
 __all__ = ["main"]
@@ -35,6 +36,8 @@ P50_MAX_NS = 1_000
 P50_MAX_RATIO = 2.0
 P99_MAX_NS = 10_000
 INGEST_MIN_RATIO = 0.8
+SDK_CALL_MAX_PCT = 5.0
+SDK_CHUNK_MAX_US = 10.0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -49,7 +52,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print_latency(latency)
     ingest = run_ingest(pool, args.quick, reps)
     print_ingest(ingest)
-    targets = check_targets(latency, ingest)
+    sdk = run_sdk(args.quick, reps)
+    print_sdk(sdk)
+    targets = check_targets(latency, ingest, sdk)
     print_targets(targets)
     result = {
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -59,6 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "machine": machine_info(),
         "latency": latency,
         "ingest": ingest,
+        "sdk": sdk,
         "targets": targets,
         "duration_s": round(time.perf_counter() - started, 1),
     }
@@ -68,6 +74,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"\nwrote {out} in {result['duration_s']} s")
     if not ingest["all_rows_ok"]:
         print("FAILED: the store did not hold every published event", file=sys.stderr)
+        return 1
+    if not sdk["all_recorded_ok"]:
+        print("FAILED: some instrumented SDK call was not recorded in full", file=sys.stderr)
         return 1
     return 0
 
@@ -140,7 +149,9 @@ def _git_commit() -> str | None:
 
 
 # -- targets --------------------------------------------------------------------------------
-def check_targets(latency: dict[str, Any], ingest: dict[str, Any]) -> list[dict[str, Any]]:
+def check_targets(
+    latency: dict[str, Any], ingest: dict[str, Any], sdk: dict[str, Any]
+) -> list[dict[str, Any]]:
     """The issue's targets against the medians over repetitions."""
     out: list[dict[str, Any]] = []
     for name, sc in latency["scenarios"].items():
@@ -166,6 +177,23 @@ def check_targets(latency: dict[str, Any], ingest: dict[str, Any]) -> list[dict[
             "x",
         )
     )
+    for name, case in sdk["cases"].items():
+        pct = case["added_pct"]["median"]
+        out.append(
+            _target(
+                f"{name}: added < {SDK_CALL_MAX_PCT:g}% of a call", pct, pct < SDK_CALL_MAX_PCT, "%"
+            )
+        )
+        if case["stream"]:
+            per_chunk = case["added_per_chunk_us"]["median"]
+            out.append(
+                _target(
+                    f"{name}: added <= {SDK_CHUNK_MAX_US:g} us per chunk",
+                    per_chunk,
+                    per_chunk <= SDK_CHUNK_MAX_US,
+                    "us",
+                )
+            )
     return out
 
 
@@ -274,11 +302,51 @@ def print_ingest(ingest: dict[str, Any]) -> None:
         print("     " + ", ".join(items[i : i + 4]))
 
 
+def print_sdk(sdk: dict[str, Any]) -> None:
+    print("\n3. SDK instrumentation overhead: the same call, plain and instrumented, to a local")
+    print(f"   fake provider (streams: {sdk['text_chunks']} text deltas). plain / instrumented:")
+    print("   median call (us); added: median over neighbouring block pairs of the difference in")
+    print("   mean call time, GC and the writer included (us, and % of the plain call);")
+    print("   per chunk = added / chunks. Medians over repetitions [min-max]\n")
+    rows = [
+        [
+            name,
+            f"{c['plain_us']['median']:,.0f}",
+            f"{c['instrumented_us']['median']:,.0f}",
+            _fig(c["added_us"]),
+            _fig(c["added_pct"], " %"),
+            str(c["chunks"]) if c["stream"] else "",
+            _fig(c["added_per_chunk_us"]) if c["stream"] else "",
+        ]
+        for name, c in sdk["cases"].items()
+    ]
+    _table(["call", "plain", "instrumented", "added", "added %", "chunks", "per chunk"], rows)
+    for sdk_name, why in sdk["skipped"].items():
+        print(f"   {sdk_name}: skipped ({why})")
+    tails = ", ".join(f"{n} {c['writer_tail_us']['median']:,.0f}" for n, c in sdk["cases"].items())
+    print(f"\n   of 'added', the writer's work left at the end of a block (us per call): {tails}")
+    calls = ", ".join(f"{n} {c['block_calls']}" for n, c in sdk["cases"].items())
+    print(f"   {sdk['pairs']} pairs of blocks per repetition; calls per block: {calls}")
+    print(
+        f"   every instrumented call recorded in full: {'OK' if sdk['all_recorded_ok'] else 'NO'}"
+    )
+
+
 def print_targets(targets: list[dict[str, Any]]) -> None:
-    print("\n3. Targets (medians)\n")
+    print("\n4. Targets (medians)\n")
     rows = []
     for t in targets:
-        m = t["measured"]
-        shown = "n/a" if m is None else (f"{m:,.0f} ns" if t["unit"] == "ns" else f"{m:.2f}x")
-        rows.append([t["target"], shown, "met" if t["met"] else "MISSED"])
+        rows.append(
+            [t["target"], _measured(t["measured"], t["unit"]), "met" if t["met"] else "MISSED"]
+        )
     _table(["target", "measured", ""], rows)
+
+
+def _measured(m: float | None, unit: str) -> str:
+    if m is None:
+        return "n/a"
+    if unit == "ns":
+        return f"{m:,.0f} ns"
+    if unit in ("%", "us"):
+        return f"{m:,.1f} {unit}"
+    return f"{m:.2f}x"
