@@ -25,7 +25,7 @@ from typing import Any
 
 from .._guard import guard
 from ..producers import Inference
-from . import _patch
+from . import _http, _patch
 from ._http import current_call
 
 __all__ = ["Adapter", "Begin", "ErrorInfo", "StreamState", "wrap_async", "wrap_sync"]
@@ -134,14 +134,15 @@ def wrap_sync(adapter: Adapter, original: Callable[..., Any]) -> Callable[..., A
         if begin is None:
             return original(owner, *args, **kwargs)
         call = _start(adapter, begin)
-        token = current_call.set(call)
+        token = current_call.set(call) if _http.enabled else None
         try:
             result = original(owner, *args, **kwargs)
         except BaseException as exc:
             _record_error(adapter, call, exc)
             raise
         finally:
-            current_call.reset(token)
+            if token is not None:
+                current_call.reset(token)
         return _handle_result(adapter, call, result)
 
     return wrapper
@@ -158,14 +159,15 @@ def wrap_async(adapter: Adapter, original: Callable[..., Any]) -> Callable[..., 
         if begin is None:
             return await original(owner, *args, **kwargs)
         call = _start(adapter, begin)
-        token = current_call.set(call)
+        token = current_call.set(call) if _http.enabled else None
         try:
             result = await original(owner, *args, **kwargs)
         except BaseException as exc:
             _record_error(adapter, call, exc)
             raise
         finally:
-            current_call.reset(token)
+            if token is not None:
+                current_call.reset(token)
         return _handle_result(adapter, call, result)
 
     return wrapper
@@ -180,6 +182,15 @@ def _handle_result(adapter: Adapter, call: Inference, result: Any) -> Any:
 
 
 # -- streams -------------------------------------------------------------------------------
+def _feed(state: StreamState, item: Any, adapter: Adapter) -> None:
+    # The per-chunk path: a plain try costs a tenth of the guard() context manager.
+    try:
+        state.feed(item)
+    except Exception:
+        with guard(f"{adapter.provider} stream event"):
+            raise
+
+
 def observe_iterator(it: Iterator[Any], state: StreamState, adapter: Adapter) -> Iterator[Any]:
     """Yield what ``it`` yields, feeding each item to ``state``; finalise at the end.
 
@@ -189,16 +200,16 @@ def observe_iterator(it: Iterator[Any], state: StreamState, adapter: Adapter) ->
     try:
         while True:
             state.pulling = True
-            token = current_call.set(state.call)
+            token = current_call.set(state.call) if _http.enabled else None
             try:
                 item = next(it)
             except StopIteration:
                 break
             finally:
-                current_call.reset(token)
+                if token is not None:
+                    current_call.reset(token)
             state.pulling = False
-            with guard(f"{adapter.provider} stream event"):
-                state.feed(item)
+            _feed(state, item, adapter)
             yield item
     except GeneratorExit:
         state.ended("stream closed before the end")
@@ -216,16 +227,16 @@ async def observe_async_iterator(
     try:
         while True:
             state.pulling = True
-            token = current_call.set(state.call)
+            token = current_call.set(state.call) if _http.enabled else None
             try:
                 item = await it.__anext__()
             except StopAsyncIteration:
                 break
             finally:
-                current_call.reset(token)
+                if token is not None:
+                    current_call.reset(token)
             state.pulling = False
-            with guard(f"{adapter.provider} stream event"):
-                state.feed(item)
+            _feed(state, item, adapter)
             yield item
     except GeneratorExit:
         state.ended("stream closed before the end")

@@ -8,12 +8,34 @@ from typing import Any
 __all__ = ["error_kind", "get", "header", "parse_arguments", "text_of_parts"]
 
 
+_MISSING = object()
+
+
 def get(obj: Any, *path: str) -> Any:
-    """``obj.a.b`` or ``obj["a"]["b"]``, None where anything is missing."""
+    """``obj.a.b`` or ``obj["a"]["b"]``, None where anything is missing.
+
+    Cheap on SDK (pydantic) objects: a field is read from the instance dict, and
+    an absent field is looked up among the extras instead of letting pydantic
+    raise and catch an AttributeError (~3 µs each, on every streamed chunk).
+    """
     for key in path:
         if obj is None:
             return None
-        obj = obj.get(key) if isinstance(obj, dict) else getattr(obj, key, None)
+        if isinstance(obj, dict):
+            obj = obj.get(key)
+            continue
+        fields = getattr(obj, "__dict__", None)
+        if fields is not None and key in fields:
+            obj = fields[key]
+            continue
+        if getattr(type(obj), key, _MISSING) is not _MISSING:  # a property or class attribute
+            obj = getattr(obj, key, None)
+            continue
+        extra = getattr(obj, "__pydantic_extra__", _MISSING)
+        if extra is _MISSING:
+            obj = getattr(obj, key, None)
+        else:
+            obj = extra.get(key) if isinstance(extra, dict) else None
     return obj
 
 

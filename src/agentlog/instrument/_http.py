@@ -26,6 +26,8 @@ MAX_BODY = 4 * 1024 * 1024
 SECRET_HEADERS = frozenset({"authorization", "x-api-key", "api-key", "x-goog-api-key", "cookie",
                             "set-cookie", "proxy-authorization", "openai-organization", "openai-project"})
 current_call: ContextVar[Inference | None] = ContextVar("agentlog_http_call", default=None)
+#: Whether capture is on: the wrapping sets ``current_call`` only then (it costs on every chunk).
+enabled = False
 
 
 def redact_headers(headers: Any) -> dict[str, str]:
@@ -120,7 +122,10 @@ def _tee_classes() -> tuple[type, type]:
 
 def enable() -> None:
     """Patch httpx2's transports (idempotent; undone by ``uninstrument()``)."""
+    global enabled
     import httpx2
+
+    enabled = True
 
     tee, atee = _tee_classes()
 

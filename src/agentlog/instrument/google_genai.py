@@ -26,10 +26,11 @@ candidate.
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 from ..pricing import cost_usd
 from ..producers import Inference
@@ -184,8 +185,8 @@ def _body(response: Any) -> dict[str, Any]:
     if not isinstance(raw, str) or not raw:
         return {}
     try:
-        data = json.loads(raw)
-    except ValueError:
+        data = orjson.loads(raw)  # ~3x json.loads: this runs on every streamed chunk
+    except orjson.JSONDecodeError:
         return {}
     return data if isinstance(data, dict) else {}
 
