@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -244,3 +245,34 @@ def test_events_outside_any_run_go_to_an_implicit_run(db: Path) -> None:
     (run,) = query(db, "SELECT * FROM runs")
     assert run["implicit"] == 1 and run["status"] == "ok" and run["llm_calls"] == 1
     assert query(db, "SELECT count(*) FROM events WHERE run_id = ?", run["run_id"])[0][0] == 5
+
+
+def test_stream_chunks_reach_the_store_while_the_stream_is_still_open(db: Path) -> None:
+    import time
+
+    agentlog.configure(db, flush_interval=0.05)
+    with agentlog.run("slow-stream"):
+        call = agentlog.inference("openai", "gpt-4o").start()
+        assert agentlog.flush(5)  # the store exists; from here on only the writer's own pace counts
+        for chunk in ("still ", "thinking"):
+            call.delta(chunk)
+        deadline = time.monotonic() + 5
+        rows: list[Any] = []
+        while time.monotonic() < deadline:  # the model has gone quiet mid-stream
+            time.sleep(0.02)
+            rows = query(db, "SELECT response_text, status FROM llm_calls")
+            if rows and rows[0]["response_text"]:
+                break
+        assert rows and rows[0]["status"] == "running" and rows[0]["response_text"] == "still thinking"
+        call.delta(" more")
+        call.tool_call("call_1", "f", {})
+        call.delta(" after")
+        call.finish()
+    assert agentlog.flush(5)
+    kinds = [(r["type"], json.loads(r["payload"]).get("text")) for r in query(
+        db, "SELECT type, payload FROM events WHERE type IN ('llm.delta', 'llm.tool_call') ORDER BY seq")]
+    assert "".join(t or "" for k, t in kinds if k == "llm.delta") == "still thinking more after"
+    assert [k for k, _ in kinds].index("llm.tool_call") == len(kinds) - 2  # order kept: the last delta follows it
+    chunks = sum(json.loads(r["payload"])["chunks"] for r in query(
+        db, "SELECT payload FROM events WHERE type = 'llm.delta'"))
+    assert chunks == 4

@@ -208,6 +208,7 @@ class Worker:
             log.exception("agentlog: internal error in the writer thread (the recorder continues)")
 
     def drain(self) -> None:
+        self.rec._flush_streams()  # stream chunks still gathered by their callers
         q = self.rec._queue
         size = self.batch_size
         while q:

@@ -55,8 +55,8 @@ def consolidate_deltas(
                 head = out_e[idx]
                 if head.type == ev.type and out_x[idx] is sinks and _same_shape(head.payload, ev.payload):
                     parts.append(ev.payload["text"])
-                    head.payload["chunks"] += 1
-                    head.payload["last_ts"] = ev.ts
+                    head.payload["chunks"] += ev.payload.get("chunks", 1)
+                    head.payload["last_ts"] = ev.payload.get("last_ts", ev.ts)
                     head.payload["last_seq"] = ev.seq
                     continue
                 _close(out_e[idx], parts)

@@ -20,6 +20,7 @@ interrupt, else ``ok`` with the text streamed so far.
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
@@ -53,6 +54,13 @@ class Inference(SpanScope):
         self._reasoning: list[str] = []
         self._tool_calls: list[dict[str, Any]] = []
         self._first_token_ns: int | None = None
+        # Stream chunks waiting to be published as one event (see _chunk()).
+        self._lock = threading.Lock()
+        self._pending: list[str] = []
+        self._pending_type = ""
+        self._pending_fields: dict[str, Any] = {}
+        self._pending_first = 0
+        self._pending_last = 0
 
     def _fresh(self) -> Inference:
         return Inference(self.provider, self.model, self.request, messages=self.messages, name=self.name)
@@ -73,17 +81,64 @@ class Inference(SpanScope):
     # -- while it streams -------------------------------------------------------------
     def delta(self, text: str, **fields: Any) -> bool:
         """A chunk of streamed text (``fields``: e.g. ``index`` for a choice)."""
-        if self._first_token_ns is None:
-            self._first_token_ns = time.perf_counter_ns()
         self._text.append(text)
-        return self.emit("llm.delta", {"text": text, **fields} if fields else {"text": text})
+        return self._chunk("llm.delta", text, fields)
 
     def reasoning(self, text: str, **fields: Any) -> bool:
         """A chunk of streamed reasoning ("thinking") text."""
+        self._reasoning.append(text)
+        return self._chunk("llm.reasoning", text, fields)
+
+    def _chunk(self, type: str, text: str, fields: dict[str, Any]) -> bool:
+        """Collect consecutive chunks and publish them as one event.
+
+        A stream can send hundreds of chunks a second; publishing each would cost
+        the caller (and the writer) per chunk. Chunks of one kind are joined here
+        and published when another kind of event of this call comes, when 128
+        have gathered or ``flush_interval`` has passed, and otherwise by the
+        writer thread at its next drain, so they reach the store as promptly as
+        single events would. ``keep_deltas=True`` and ``durability="sync"``
+        publish every chunk.
+        """
         if self._first_token_ns is None:
             self._first_token_ns = time.perf_counter_ns()
-        self._reasoning.append(text)
-        return self.emit("llm.reasoning", {"text": text, **fields} if fields else {"text": text})
+        rec = get_recorder()
+        if rec.settings.keep_deltas or rec._sync:  # sync: each chunk is committed before we return
+            return self.emit(type, {"text": text, **fields} if fields else {"text": text})
+        now = rec._clock()
+        with self._lock:
+            if self._pending and (type != self._pending_type or fields != self._pending_fields):
+                self._flush_locked()
+            if not self._pending:
+                self._pending_type, self._pending_fields, self._pending_first = type, fields, now
+                rec._track_stream(self)
+            self._pending.append(text)
+            self._pending_last = now
+            if len(self._pending) >= 128 or now - self._pending_first >= rec._flush_interval_ns:
+                self._flush_locked()
+        return True
+
+    def flush_chunks(self) -> None:
+        """Publish the chunks gathered so far (the writer calls this at every drain)."""
+        with self._lock:
+            if self._pending:
+                self._flush_locked()
+
+    def _flush_locked(self) -> None:
+        parts, self._pending = self._pending, []
+        payload = {"text": "".join(parts), "chunks": len(parts), "first_ts": self._pending_first // 1000,
+                   "last_ts": self._pending_last // 1000, **self._pending_fields}
+        get_recorder().emit(self._pending_type, payload, self._frame, self.span_id, self.parent_span_id,
+                            ns=self._pending_first)
+
+    def emit(self, type: str, payload: dict[str, Any] | None = None) -> bool:
+        """Publish an event of this call, after the stream chunks that came before it."""
+        if not self._pending:
+            return super().emit(type, payload)
+        with self._lock:
+            if self._pending:
+                self._flush_locked()
+            return super().emit(type, payload)
 
     def tool_call(self, id: str, name: str, arguments: Any = None) -> bool:
         """A tool call the model asked for (``arguments`` parsed, or the raw string)."""

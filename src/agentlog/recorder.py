@@ -82,6 +82,7 @@ class Recorder:
         self._sinks = list(sinks)
         self._max_queue = self.settings.max_queue
         self._wake_at = self.settings.batch_size
+        self._flush_interval_ns = int(self.settings.flush_interval * 1e9)
         self._sync = self.settings.durability == "sync"
         self._last_pushed_stats: dict[str, Any] | None = None
         self._init_runtime()
@@ -94,6 +95,8 @@ class Recorder:
         # Re-entrant: the implicit run is started under it, and that publish may count a drop.
         self._lock = threading.RLock()
         self._dropped = dict.fromkeys(_DROP_REASONS, 0)
+        self._streams: set[Any] = set()
+        self._streams_lock = threading.Lock()
         self._internal_errors = 0
         self._closed = False
         self._implicit: RunState | None = None
@@ -133,15 +136,30 @@ class Recorder:
         frame: Frame,
         span_id: str | None,
         parent_span_id: str | None,
+        ns: int | None = None,
     ) -> bool:
-        """Publish with an explicit frame and span (span handles, streams). Never raises."""
+        """Publish with an explicit frame and span (span handles, streams). Never raises.
+
+        ``ns`` stamps the event with an earlier time (gathered stream chunks keep the first's).
+        """
         run = frame.run
         if run is None:
             run = self._implicit or self._implicit_run()
         return self._put(
-            (type, payload, self._clock(), next(run.seq), run.run_id, frame.turn_id, span_id,
-             parent_span_id, frame.sinks, None)
+            (type, payload, self._clock() if ns is None else ns, next(run.seq), run.run_id, frame.turn_id,
+             span_id, parent_span_id, frame.sinks, None)
         )
+
+    def _track_stream(self, inference: Any) -> None:
+        """An inference holds stream chunks: the writer publishes them at its next drain."""
+        with self._streams_lock:
+            self._streams.add(inference)
+
+    def _flush_streams(self) -> None:
+        with self._streams_lock:
+            streams, self._streams = self._streams, set()
+        for inference in streams:
+            inference.flush_chunks()
 
     def _put(self, item: tuple[Any, ...]) -> bool:
         if self._sync:
