@@ -15,6 +15,7 @@ the first error nor holds up the others.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 import traceback
@@ -36,7 +37,7 @@ log = logging.getLogger("agentlog")
 
 _MEDIA_EVENTS = frozenset({"llm.started", "llm.finished"})
 # What inline media looks like in orjson's output: data URLs, and the keys that carry base64.
-_MEDIA_NEEDLES = (b";base64,", b'"data":"', b'"b64_json":"', b'"image_base64":"', b'"audio":"')
+_MEDIA_HINT = re.compile(rb';base64,|"(?:data|b64_json|image_base64|audio)":"')
 _BACKOFF_MIN = 0.05
 _BACKOFF_MAX = 2.0
 _LOG_EVERY = 60.0
@@ -326,7 +327,7 @@ class Worker:
                 self.rec._count_drop(str(exc.args[0]))
                 log.warning("agentlog: dropped a %s event: payload %s", ev.type, exc.args[0])
                 continue
-            if self.strip_media and ev.type in _MEDIA_EVENTS and any(n in data for n in _MEDIA_NEEDLES):
+            if self.strip_media and ev.type in _MEDIA_EVENTS and _MEDIA_HINT.search(data):
                 # Only payloads that may carry inline media are walked (a substring test in C first).
                 stripped = _strip_media(stored)
                 if stripped is not stored:
