@@ -188,6 +188,20 @@ def _count(items: Iterable[Any]) -> int:
     return n
 
 
+def _stainless_calls(create: Callable[[bool], Any]) -> tuple[Call, Call]:
+    """A plain and a streamed call from one ``create(stream)`` (OpenAI and Anthropic alike)."""
+
+    def plain() -> int:
+        create(False)
+        return 1
+
+    def streamed() -> int:
+        with create(True) as stream:
+            return _count(stream)
+
+    return plain, streamed
+
+
 def _openai(url: str) -> tuple[Any, Call, Call]:
     import openai
 
@@ -201,15 +215,7 @@ def _openai(url: str) -> tuple[Any, Call, Call]:
             stream=stream,
         )
 
-    def plain() -> int:
-        create(False)
-        return 1
-
-    def streamed() -> int:
-        with create(True) as stream:
-            return _count(stream)
-
-    return client, plain, streamed
+    return (client, *_stainless_calls(create))
 
 
 def _anthropic(url: str) -> tuple[Any, Call, Call]:
@@ -226,15 +232,7 @@ def _anthropic(url: str) -> tuple[Any, Call, Call]:
             stream=stream,
         )
 
-    def plain() -> int:
-        create(False)
-        return 1
-
-    def streamed() -> int:
-        with create(True) as stream:
-            return _count(stream)
-
-    return client, plain, streamed
+    return (client, *_stainless_calls(create))
 
 
 def _gemini(url: str) -> tuple[Any, Call, Call]:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .sinks.base import Sink
 
-__all__ = ["Frame", "RunState", "current_frame", "frame_var"]
+__all__ = ["Frame", "RunState", "frame_var"]
 
 
 class RunState:
@@ -56,6 +56,3 @@ class Frame:
 EMPTY = Frame(None)
 frame_var: ContextVar[Frame] = ContextVar("agentlog_frame", default=EMPTY)
 
-
-def current_frame() -> Frame:
-    return frame_var.get()

@@ -20,7 +20,7 @@ import atexit
 import functools
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from .._guard import guard
@@ -62,7 +62,6 @@ class StreamState:
     usage: dict[str, int | None] | None = None
     model: str | None = None
     request_id: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def feed(self, item: Any) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
