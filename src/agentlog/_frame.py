@@ -52,6 +52,10 @@ class Frame:
         values.update(changes)
         return Frame(**values)
 
+    def child(self, span_id: str, run: RunState | None = None) -> Frame:
+        """This frame with ``span_id`` opened under its current span (on every span and LLM call)."""
+        return Frame(run or self.run, self.turn_id, span_id, self.span_id, self.sinks)
+
 
 EMPTY = Frame(None)
 frame_var: ContextVar[Frame] = ContextVar("agentlog_frame", default=EMPTY)

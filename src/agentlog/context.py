@@ -258,12 +258,10 @@ class SpanScope(_Scope):
     def _open(self) -> Frame:
         outer = frame_var.get()
         rec = get_recorder()
-        if outer.run is None:
-            outer = outer.replace(run=rec._implicit or rec._implicit_run())
         if self.span_id is None:
             self.span_id = _ids.new_id()
         self.parent_span_id = outer.span_id
-        frame = outer.replace(span_id=self.span_id, parent_span_id=self.parent_span_id)
+        frame = outer.child(self.span_id, None if outer.run else rec._implicit or rec._implicit_run())
         rec.emit(self.opening_type, self._open_payload(), frame, self.span_id, self.parent_span_id)
         return frame
 

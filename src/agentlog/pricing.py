@@ -26,6 +26,7 @@ __all__ = ["cost_usd", "price_for", "prices_as_of", "set_price"]
 _lock = threading.Lock()
 _table: dict[str, dict[str, dict[str, float]]] | None = None
 _as_of = ""
+_resolved: dict[tuple[str, str], dict[str, float] | None] = {}
 
 
 def _load() -> dict[str, dict[str, dict[str, float]]]:
@@ -70,11 +71,27 @@ def set_price(
     table = _load()
     with _lock:
         table.setdefault(provider, {})[model] = entry
+        _resolved.clear()
 
 
 def price_for(provider: str, model: str | None) -> dict[str, float] | None:
+    """The price entry of ``model`` (exact, then without a path, then the longest prefix)."""
     if not model:
         return None
+    key = (provider, model)
+    try:
+        return _resolved[key]  # every call asks: resolve each (provider, model) once
+    except KeyError:
+        pass
+    price = _resolve(provider, model)
+    with _lock:
+        if len(_resolved) > 4096:
+            _resolved.clear()
+        _resolved[key] = price
+    return price
+
+
+def _resolve(provider: str, model: str) -> dict[str, float] | None:
     models = _load().get(provider)
     if not models:
         return None

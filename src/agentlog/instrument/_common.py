@@ -9,6 +9,7 @@ __all__ = ["error_kind", "get", "header", "parse_arguments", "text_of_parts"]
 
 
 _MISSING = object()
+_ON_CLASS: dict[tuple[type, str], bool] = {}
 
 
 def get(obj: Any, *path: str) -> Any:
@@ -28,7 +29,15 @@ def get(obj: Any, *path: str) -> Any:
         if fields is not None and key in fields:
             obj = fields[key]
             continue
-        if getattr(type(obj), key, _MISSING) is not _MISSING:  # a property or class attribute
+        cls = type(obj)
+        on_class = _ON_CLASS.get((cls, key))
+        if on_class is None:
+            # Asking a pydantic model class for a name it lacks raises inside its
+            # metaclass (~1 µs): ask once per class and name.
+            on_class = getattr(cls, key, _MISSING) is not _MISSING
+            if len(_ON_CLASS) < 4096:
+                _ON_CLASS[(cls, key)] = on_class
+        if on_class:  # a property or class attribute
             obj = getattr(obj, key, None)
             continue
         extra = getattr(obj, "__pydantic_extra__", _MISSING)
