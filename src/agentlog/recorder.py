@@ -353,6 +353,7 @@ def configure(
     max_string_bytes: int | None = None,
     fsync: bool | None = None,
     keep_media: bool | None = None,
+    secret_names: Sequence[str] | None = None,
     sinks: Sequence[Sink] | None = None,
     extra_sinks: Sequence[Sink] = (),
     processors: Iterable[Processor] = (),
@@ -379,6 +380,7 @@ def configure(
         max_string_bytes=max_string_bytes,
         fsync=fsync,
         keep_media=keep_media,
+        secret_names=secret_names,
     )
     if sinks is None:
         sinks = [_default_sink(settings)]
