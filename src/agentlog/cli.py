@@ -385,6 +385,14 @@ def _events(d: RunDetail, events: list[Event], width: int) -> list[str]:
     return lines
 
 
+def _field(value: Any) -> str:
+    """A log field's value: bare when it is one word, else quoted as JSON (key=value stays readable)."""
+    text = _one_line(value, 40)
+    if isinstance(value, str) and (not text or " " in text):
+        return json.dumps(text, ensure_ascii=False)
+    return text
+
+
 def _epoch(iso: str | None) -> float | None:
     """Seconds since the epoch for the views' ISO-8601 UTC times."""
     if not iso:
@@ -396,7 +404,7 @@ def _epoch(iso: str | None) -> float | None:
 def _event_text(e: Event, span_name: str, width: int) -> str:
     p = e.payload
     if e.type == "log":
-        fields = " ".join(f"{k}={_one_line(v, 40)}" for k, v in (p.get("fields") or {}).items())
+        fields = " ".join(f"{k}={_field(v)}" for k, v in (p.get("fields") or {}).items())
         return _one_line(f"log {p.get('level', 'info')}: {p.get('message')}  {fields}", width)
     if e.type == "snapshot":
         return _one_line(f"snapshot {p.get('phase')}: {_one_line(p.get('state'), width)}", width)
