@@ -88,6 +88,8 @@ def test_status_history_lists_every_transition_with_its_duration(db: Path, run_i
         ("done", "planning", None), ("ok", "done", None),
     ]
     assert all(r["duration_ms"] >= 0 for r in rows[:-1]) and rows[-1]["duration_ms"] is None
+    assert json.loads(rows[1]["fields"]) == {"status": "planning", "note": "3 sub-tasks"}
+    assert rows[0]["fields"] is None and rows[-1]["fields"] is None  # not the whole closing payload
     (book,) = query(db, "SELECT span_id FROM spans WHERE name = 'book hotel'")
     assert [r["status"] for r in query(db, "SELECT status FROM status_history WHERE span_id = ? ORDER BY seq",
                                        book["span_id"])] == ["running", "error"]

@@ -343,7 +343,8 @@ def trace(
     """Decorator: record each call of a function (sync or async) as a span.
 
     ``@agentlog.trace`` or ``@agentlog.trace(name=..., kind=..., capture=True)``;
-    with ``capture`` the arguments and the return value are recorded too.
+    with ``capture`` the arguments (secret-named ones masked, as for tools) and the
+    return value are recorded too.
     """
 
     def decorate(f: F) -> F:
@@ -355,9 +356,11 @@ def trace(
         def scope(args: tuple[Any, ...], kwargs: dict[str, Any]) -> SpanScope:
             attrs = None
             if sig is not None:
+                from .tools import mask_secrets  # imports this module: only when capturing
+
                 try:
                     bound = sig.bind_partial(*args, **kwargs)
-                    attrs = {"arguments": dict(bound.arguments)}
+                    attrs = {"arguments": mask_secrets(dict(bound.arguments))}
                 except TypeError:
                     attrs = None
             return SpanScope(span_name, kind=kind, attributes=attrs)

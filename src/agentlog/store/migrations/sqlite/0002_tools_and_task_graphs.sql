@@ -141,9 +141,11 @@ SELECT
     h.note,
     h.type,
     (lead(h.ts) OVER w - h.ts) / 1000.0 AS duration_ms,
-    h.payload
+    h.fields
 FROM (
-    SELECT e.span_id, e.run_id, e.seq, e.ts, e.type, e.payload,
+    SELECT e.span_id, e.run_id, e.seq, e.ts, e.type,
+           -- set_status() payloads are small; a closing event's is the whole response
+           CASE WHEN e.type = 'span.status' THEN e.payload END AS fields,
            CASE
                WHEN e.type IN ('span.started', 'llm.started', 'tool.started') THEN 'running'
                ELSE coalesce(json_extract(e.payload, '$.status'),
