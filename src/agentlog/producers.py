@@ -26,9 +26,9 @@ from typing import Any
 
 from .context import SpanScope, outcome
 from .recorder import get_recorder
-from .tools import note_request
+from .tools import ToolCall, note_request, tool_call  # the tool producers moved to tools.py
 
-__all__ = ["Inference", "inference", "log", "snapshot", "usage"]
+__all__ = ["Inference", "ToolCall", "inference", "log", "snapshot", "tool_call", "usage"]
 
 
 class Inference(SpanScope):
