@@ -80,7 +80,7 @@ def test_runs_json_prints_one_object_per_run(demo_db: tuple[Path, str]) -> None:
     (line,) = result.output.splitlines()
     row = json.loads(line)
     assert row["run_id"] == run_id
-    assert row["llm_calls"] == 6 and row["tool_calls"] == 2
+    assert row["llm_calls"] == 6 and row["tool_calls"] == 3
 
 
 def test_runs_filters_by_status_and_name(demo_db: tuple[Path, str]) -> None:
@@ -97,13 +97,16 @@ def test_show_latest_prints_header_tree_conversation_tools_and_events(demo_db: t
     assert result.exit_code == 0, result.output
     out = result.output
     assert out.startswith(f"Run {run_id}  support-bot  [ok]")
-    assert "6 LLM, 2 tool, 1 failed" in out
+    assert "6 LLM, 3 tool, 1 failed" in out
     assert "usage     3,832 in (2,560 cached) / 467 out (168 reasoning)  $0.0038" in out
     for section in ("Spans", "Conversation", "Tool calls", "Events"):
         assert f"\n{section}\n" in out
-    assert "\n    agent replacement-agent  ok" in out
-    assert "\n      task  check_reship_policy  ok" in out
+    assert "\n    agent 2 replacement-agent  ok" in out
+    assert "\n      task  2.1 check_reship_policy  ok" in out
     assert "\n        llm   gpt-4o-mini  ok" in out
+    assert "\n      task  2.2 pick_courier  ok" in out and "\n        · depends_on check_reship_policy\n" in out
+    assert "\n    approved by replacement-agent: order is 3 days late" in out
+    assert '\n    fields  {"side_effects": ["replacement order A-1042-R created"' in out
     assert "tool  track_shipment  error" in out and "! CarrierTimeout" in out
     assert "-> lookup_order(" in out
     assert "Where is it?" in out

@@ -67,12 +67,12 @@ def test_decorators_record_each_call(db: Path, recorder: agentlog.Recorder) -> N
         return a + b
 
     @agentlog.trace(name="fetch", kind="retrieval", capture=True)
-    async def fetch(q: str) -> list[str]:
+    async def fetch(q: str, api_key: str = "") -> list[str]:
         return [q.upper()]
 
     @agentlog.run("decorated-run")
     def job() -> int:
-        return add(1, 2) + len(asyncio.run(fetch("x")))
+        return add(1, 2) + len(asyncio.run(fetch("x", api_key="sk-secret")))
 
     assert job() == 4 and job() == 4
     assert agentlog.flush(5)
@@ -81,6 +81,7 @@ def test_decorators_record_each_call(db: Path, recorder: agentlog.Recorder) -> N
     spans = query(db, "SELECT name, kind, attributes, result FROM spans ORDER BY started_at")
     assert [s["name"] for s in spans] == ["test_decorators_record_each_call.<locals>.add", "fetch"] * 2
     assert spans[1]["kind"] == "retrieval" and '"q":"x"' in spans[1]["attributes"]
+    assert '"api_key":"[REDACTED]"' in spans[1]["attributes"]  # captured arguments are masked as for tools
     assert spans[1]["result"] == '["X"]'
 
 

@@ -67,14 +67,26 @@ def test_llm_calls_carry_streamed_text_reasoning_tokens_and_cost(demo_db: tuple[
 
 def test_two_tool_calls_requested_by_the_model_one_fails(detail: agentlog.RunDetail) -> None:
     tools = {t["name"]: t for t in detail.tool_calls}
-    assert set(tools) == {"lookup_order", "track_shipment"}
+    assert set(tools) == {"lookup_order", "track_shipment", "ship_replacement"}
     assert tools["lookup_order"]["status"] == "ok"
     assert "ceramic teapot" in tools["lookup_order"]["result"]
     assert tools["track_shipment"]["status"] == "error"
     assert tools["track_shipment"]["error"].startswith("CarrierTimeout:")
+    assert tools["track_shipment"]["arguments"]["api_key"] == "[REDACTED]"
     first_llm = detail.llm_calls[0]["span_id"]
-    assert all(t["llm_span_id"] == first_llm for t in tools.values())
+    asked = detail.messages[2]["tool_calls"]
+    for requested in asked:  # each execution found its request by name
+        tool = tools[requested["name"]]
+        assert (tool["tool_call_id"], tool["llm_span_id"]) == (requested["id"], first_llm)
     assert detail.totals["errors"] == 1
+
+
+def test_the_agent_runs_an_approved_tool_with_side_effects(detail: agentlog.RunDetail) -> None:
+    (ship,) = [t for t in detail.tool_calls if t["name"] == "ship_replacement"]
+    assert ship["status"] == "ok" and ship["tool_call_id"] is None and ship["llm_span_id"] is None
+    assert (ship["approval"], ship["approval_by"]) == ("approved", "replacement-agent")
+    assert ship["annotations"]["side_effects"][0] == "replacement order A-1042-R created"
+    assert ship["turn_id"] == detail.turns[1]["turn_id"]
 
 
 def test_sub_agent_is_a_nested_span_with_status_transitions(demo_db: tuple[Path, str]) -> None:
@@ -87,9 +99,12 @@ def test_sub_agent_is_a_nested_span_with_status_transitions(demo_db: tuple[Path,
     agent = agents[0]
     assert agent.span["name"] == "replacement-agent"
     assert agent.span["turn_id"] == detail.turns[1]["turn_id"]
-    tree = [(depth, s["kind"], s["name"]) for depth, s in agent.walk()]
-    assert tree == [(0, "agent", "replacement-agent"), (1, "task", "check_reship_policy"),
-                    (2, "llm", "gpt-4o-mini")]
+    tree = [(depth, s["kind"], s["name"], s["label"]) for depth, s in agent.walk()]
+    assert tree == [(0, "agent", "replacement-agent", "2"), (1, "task", "check_reship_policy", "2.1"),
+                    (2, "llm", "gpt-4o-mini", None), (1, "task", "pick_courier", "2.2")]
+    policy, courier = agent.children
+    assert [(link["relation"], link["target_span_id"]) for link in courier.links] == [
+        ("depends_on", policy.span["span_id"])]
     assert [e.payload["status"] for e in statuses] == ["checking policy", "approved"]
     assert {e.span_id for e in statuses} == {agent.span["span_id"]}
 
@@ -123,7 +138,7 @@ def _content(db: Path) -> dict[str, Any]:
     """Everything the demo recorded, minus ids, timestamps and durations."""
     volatile = {"run_id", "turn_id", "span_id", "parent_span_id", "llm_span_id", "event_id",
                 "tool_call_id", "started_at", "ended_at", "last_event_at", "duration_ms", "ttft_ms",
-                "id"}
+                "id", "path"}
 
     def clean(value: Any) -> Any:
         if isinstance(value, dict):

@@ -2,7 +2,8 @@
 
 The pipeline, one stage per module::
 
-    producers        producers.py (inference, tool_call, log, snapshot, usage), context.py (run, turn, span, trace)
+    producers        producers.py (inference, log, snapshot, usage), tools.py (tool, tool_call),
+                     context.py (run, turn, span, trace)
         |
     correlation      _frame.py: one ContextVar holds the current run / turn / span
         |
@@ -38,9 +39,10 @@ from .events import Event, EventType
 # Imported eagerly (it loads no SDK): the subpackage agentlog.instrument would
 # otherwise shadow the lazily loaded instrument() function once imported.
 from .instrument import instrument, uninstrument
-from .producers import Inference, ToolCall, inference, log, snapshot, tool_call, usage
+from .producers import Inference, inference, log, snapshot, usage
 from .recorder import Recorder, configure, get_recorder, publish, shutdown
 from .sinks import MemorySink, Sink
+from .tools import ToolCall, current_tool, tool, tool_call, tool_call_id
 
 if TYPE_CHECKING:
     from .pricing import set_price
@@ -88,6 +90,7 @@ __all__ = [
     "bind_context",
     "configure",
     "current_ids",
+    "current_tool",
     "flush",
     "get_recorder",
     "inference",
@@ -101,7 +104,9 @@ __all__ = [
     "sinks",
     "snapshot",
     "span",
+    "tool",
     "tool_call",
+    "tool_call_id",
     "trace",
     "turn",
     "uninstrument",

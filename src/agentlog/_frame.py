@@ -21,13 +21,16 @@ __all__ = ["Frame", "RunState", "frame_var"]
 class RunState:
     """The live part of a run shared by every frame inside it."""
 
-    __slots__ = ("name", "run_id", "seq", "turns")
+    __slots__ = ("name", "pending", "run_id", "seq", "turns")
 
     def __init__(self, run_id: str, name: str | None) -> None:
         self.run_id = run_id
         self.name = name
         self.seq = itertools.count(1)  # next() is atomic under the GIL
         self.turns = itertools.count(1)
+        # Tool calls the model asked for and no execution has claimed yet, per turn:
+        # turn id (None outside turns) -> {tool call id: (name, arguments)}. See tools.py.
+        self.pending: dict[str | None, dict[str, tuple[str | None, Any]]] = {}
 
 
 class Frame:

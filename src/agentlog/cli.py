@@ -187,7 +187,7 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], right: set[int
 def demo(db: str, pace: float) -> None:
     """Record a scripted support-agent run (no network) into the database.
 
-    Three turns with streamed replies and reasoning, two tool calls (one fails),
+    Three turns with streamed replies and reasoning, three tool calls (one fails, one approved),
     a sub-agent, a log event, snapshots, token usage and cost.
     """
     from .demo import write_demo
@@ -263,6 +263,8 @@ def _header(d: RunDetail) -> list[str]:
     lines = [f"Run {r.run_id}  {r.name or '(unnamed)'}  [{r.status}]",
              f"  started   {_when(r.started_at)} UTC   ended {_when(r.ended_at)}   "
              f"duration {_duration(r.duration_ms)}"]
+    if r.status == "running":  # still going, or its process died: say when it was last heard from
+        lines.append(f"  last event {_when(r.last_event_at)} UTC (not finished)")
     if r.error:
         lines.append(f"  error     {_one_line(r.error, 200)}")
     if r.metadata:
@@ -280,6 +282,7 @@ def _header(d: RunDetail) -> list[str]:
 
 def _span_tree(d: RunDetail) -> list[str]:
     llm = {c["span_id"]: c for c in d.llm_calls}
+    names = {n["span_id"]: n["name"] for root in d.spans for _, n in root.walk()}
     lines = ["", "Spans"]
     by_turn: dict[str | None, list[SpanNode]] = {}
     for node in d.spans:
@@ -287,26 +290,32 @@ def _span_tree(d: RunDetail) -> list[str]:
     for turn in d.turns:
         lines.append(f"  turn {turn['turn_index']}  {turn['status']}  {_duration(turn['duration_ms'])}"
                      + (f"  {turn['error']}" if turn["error"] else ""))
-        lines.extend(_span_lines(by_turn.pop(turn["turn_id"], []), llm, depth=2))
+        lines.extend(_span_lines(by_turn.pop(turn["turn_id"], []), llm, names, depth=2))
     rest = [n for nodes in by_turn.values() for n in nodes]
     if rest and d.turns:
         lines.append("  outside turns")
-    lines.extend(_span_lines(rest, llm, depth=2 if d.turns else 1))
+    lines.extend(_span_lines(rest, llm, names, depth=2 if d.turns else 1))
     if len(lines) == 2:
         lines.append("  (none)")
     return lines
 
 
-def _span_lines(nodes: list[SpanNode], llm: dict[str, dict[str, Any]], depth: int) -> list[str]:
+def _span_lines(nodes: list[SpanNode], llm: dict[str, dict[str, Any]], names: dict[str, Any],
+                depth: int) -> list[str]:
     lines = []
     for node in nodes:
-        for level, span in node.walk(depth):
-            lines.append("  " * level + _span_line(span, llm.get(span["span_id"])))
+        lines.append("  " * depth + _span_line(node.span, llm.get(node.span["span_id"])))
+        for link in node.links:
+            target = names.get(link["target_span_id"]) or link["target_span_id"]
+            lines.append("  " * (depth + 1) + f"· {link['relation']} {target}")
+        lines.extend(_span_lines(node.children, llm, names, depth + 1))
     return lines
 
 
 def _span_line(span: dict[str, Any], call: dict[str, Any] | None) -> str:
     name = (call and call["model"]) or span["name"] or "-"
+    if span["label"]:
+        name = f"{span['label']} {name}"
     text = f"{span['kind']:<5} {name}  {span['status']}  {_duration(span['duration_ms'])}"
     if call is not None:
         text += _usage_text(call)
@@ -349,6 +358,12 @@ def _tools(d: RunDetail, width: int) -> list[str]:
             lines.append(f"    error   {_one_line(t['error'], width - 12)}")
         elif t["result"] is not None:
             lines.append(f"    result  {_one_line(t['result'], width - 12)}")
+        if t["approval"]:
+            decision = t["approval"] + (f" by {t['approval_by']}" if t["approval_by"] else "")
+            decision += f": {t['approval_reason']}" if t["approval_reason"] else ""
+            lines.append(f"    {_one_line(decision, width - 4)}")
+        if t["annotations"]:
+            lines.append(f"    fields  {_one_line(t['annotations'], width - 12)}")
     return lines
 
 
@@ -370,6 +385,14 @@ def _events(d: RunDetail, events: list[Event], width: int) -> list[str]:
     return lines
 
 
+def _field(value: Any) -> str:
+    """A log field's value: bare when it is one word, else quoted as JSON (key=value stays readable)."""
+    text = _one_line(value, 40)
+    if isinstance(value, str) and (not text or " " in text):
+        return json.dumps(text, ensure_ascii=False)
+    return text
+
+
 def _epoch(iso: str | None) -> float | None:
     """Seconds since the epoch for the views' ISO-8601 UTC times."""
     if not iso:
@@ -381,7 +404,7 @@ def _epoch(iso: str | None) -> float | None:
 def _event_text(e: Event, span_name: str, width: int) -> str:
     p = e.payload
     if e.type == "log":
-        fields = " ".join(f"{k}={_one_line(v, 40)}" for k, v in (p.get("fields") or {}).items())
+        fields = " ".join(f"{k}={_field(v)}" for k, v in (p.get("fields") or {}).items())
         return _one_line(f"log {p.get('level', 'info')}: {p.get('message')}  {fields}", width)
     if e.type == "snapshot":
         return _one_line(f"snapshot {p.get('phase')}: {_one_line(p.get('state'), width)}", width)

@@ -20,6 +20,8 @@ max_event_bytes            AGENTLOG_MAX_EVENT_BYTES 8 MiB: larger payloads have 
 max_string_bytes           AGENTLOG_MAX_STRING_BYTES 1 MiB: the longest string kept whole when truncating
 fsync                      AGENTLOG_FSYNC          false: true makes every commit durable against power loss (synchronous=FULL)
 keep_media                 AGENTLOG_KEEP_MEDIA     false: base64 images/audio in LLM requests are replaced by a marker (size, hash)
+secret_names               AGENTLOG_SECRET_NAMES   :data:`SECRET_NAMES`: tool arguments named like these are masked
+                                                   (comma-separated in the environment; replaces the list)
 =========================  ======================  ==========================================
 """
 
@@ -32,7 +34,27 @@ from typing import Any
 
 from .errors import ConfigError
 
-__all__ = ["Settings", "resolve_db_path"]
+__all__ = ["SECRET_NAMES", "Settings", "resolve_db_path"]
+
+#: Tool arguments whose names contain one of these, word for word, are masked before
+#: they are queued: ``api_key`` masks ``api_key``, ``openai_api_key``, ``apiKey`` and
+#: ``X-API-Key``; ``token`` masks ``access_token`` but not ``max_tokens`` (see
+#: :func:`agentlog.tools.mask_secrets`).
+SECRET_NAMES: tuple[str, ...] = (
+    "access_key",
+    "api_key",
+    "apikey",
+    "authorization",
+    "cookie",
+    "credential",
+    "credentials",
+    "passphrase",
+    "passwd",
+    "password",
+    "private_key",
+    "secret",
+    "token",
+)
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -54,6 +76,7 @@ class Settings:
     max_string_bytes: int = 1024 * 1024
     fsync: bool = False
     keep_media: bool = False
+    secret_names: tuple[str, ...] = SECRET_NAMES
 
     def __post_init__(self) -> None:
         if self.durability not in ("async", "sync"):
@@ -68,6 +91,9 @@ class Settings:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)!r}")
         if self.max_string_bytes > self.max_event_bytes:
             raise ConfigError("max_string_bytes must not exceed max_event_bytes")
+        bad = [n for n in self.secret_names if not isinstance(n, str) or not n.strip()]
+        if bad:
+            raise ConfigError(f"secret_names must be non-empty strings, got {bad!r}")
 
     @classmethod
     def resolve(cls, **explicit: Any) -> Settings:
@@ -96,6 +122,8 @@ def _parse_env(name: str, raw: str, kind: type) -> Any:
         if low in _FALSE:
             return False
         raise ConfigError(f"AGENTLOG_{name.upper()}={raw!r}: expected true/false")
+    if kind is tuple:
+        return tuple(part.strip() for part in raw.split(",") if part.strip())
     return raw
 
 
@@ -107,6 +135,11 @@ def _coerce(name: str, value: Any, kind: type) -> Any:
             if not isinstance(value, bool):
                 raise TypeError
             return value
+        if kind is tuple:
+            # A lone string would otherwise become a tuple of its characters.
+            if isinstance(value, str) or not all(isinstance(v, str) for v in value):
+                raise TypeError
+            return tuple(value)
         return kind(value)
     except (TypeError, ValueError):
         raise ConfigError(

@@ -60,8 +60,11 @@ def _is_interrupt(exc: BaseException) -> bool:
 
 
 def outcome(exc: BaseException | None) -> tuple[str, dict[str, str] | None]:
-    """The status and error payload a scope closes with."""
-    if exc is None:
+    """The status and error payload a scope closes with.
+
+    ``sys.exit()`` and ``sys.exit(0)`` are a normal end (``ok``); another exit code is an error.
+    """
+    if exc is None or (isinstance(exc, SystemExit) and exc.code in (None, 0)):
         return "ok", None
     err = {"type": type(exc).__name__, "message": str(exc)}
     if _is_interrupt(exc):
@@ -213,13 +216,20 @@ class TurnScope(_Scope):
         rec.emit("turn.started", {"index": self.index, "metadata": self.metadata}, frame, None, None)
         return frame
 
+    def _close(self, exc: BaseException | None) -> None:
+        super()._close(exc)
+        run = self._frame.run
+        if run is not None:  # requests left unexecuted stay "requested"; no later turn can claim them
+            run.pending.pop(self.turn_id, None)
+
 
 class SpanScope(_Scope):
     """A node of the task graph: an agent, a sub-task, a chain step, a retrieval...
 
     Spans nest through the context: a span opened inside another is its child.
-    The status can change while the span runs (``set_status``), and extra edges
-    to other spans can be recorded (``link``). Set ``result`` before the end.
+    The status can change while the span runs (``set_status``), extra edges
+    to other spans can be recorded (``link``) and fields attached (``annotate``).
+    Set ``result`` before the end.
     """
 
     opening_type = "span.started"
@@ -279,6 +289,14 @@ class SpanScope(_Scope):
         """Record an edge from this span to another that is not its parent."""
         return self.emit("span.link", {"target_span_id": target_span_id, "relation": relation})
 
+    def annotate(self, **fields: Any) -> bool:
+        """Attach fields to the span (side effects, decisions, counts...).
+
+        Later calls merge into earlier ones; a field set to None is removed.
+        They are in the ``annotations`` column of the ``spans`` and ``tool_calls`` views.
+        """
+        return self.emit("span.annotate", {"fields": fields})
+
     def _close(self, exc: BaseException | None) -> None:
         if self._closed:
             return
@@ -323,7 +341,8 @@ def trace(
     """Decorator: record each call of a function (sync or async) as a span.
 
     ``@agentlog.trace`` or ``@agentlog.trace(name=..., kind=..., capture=True)``;
-    with ``capture`` the arguments and the return value are recorded too.
+    with ``capture`` the arguments (secret-named ones masked, as for tools) and the
+    return value are recorded too.
     """
 
     def decorate(f: F) -> F:
@@ -335,9 +354,11 @@ def trace(
         def scope(args: tuple[Any, ...], kwargs: dict[str, Any]) -> SpanScope:
             attrs = None
             if sig is not None:
+                from .tools import mask_secrets  # imports this module: only when capturing
+
                 try:
                     bound = sig.bind_partial(*args, **kwargs)
-                    attrs = {"arguments": dict(bound.arguments)}
+                    attrs = {"arguments": mask_secrets(dict(bound.arguments))}
                 except TypeError:
                     attrs = None
             return SpanScope(span_name, kind=kind, attributes=attrs)

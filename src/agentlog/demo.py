@@ -5,9 +5,12 @@ customer whose parcel is late, over three turns:
 
 1. The model streams its reasoning, asks for two tools (``lookup_order``
    succeeds, ``track_shipment`` times out), then answers with what it knows.
+   The tools are ``@agentlog.tool`` functions, linked to the model's requests by name.
 2. The customer asks for a replacement: the agent logs a mode switch and hands
    the decision to a sub-agent (a span of kind ``agent``) whose ``task`` span
-   asks a smaller model, while the sub-agent reports its status as it goes.
+   asks a smaller model and whose second task depends on the first, while the
+   sub-agent reports its status as it goes. The agent then runs
+   ``ship_replacement``, approved by the sub-agent, noting its side effects.
 3. The customer says thanks; the agent signs off.
 
 The "model" is a script, so nothing touches the network and every run records
@@ -126,17 +129,29 @@ class CarrierTimeout(Exception):
     """The carrier's tracking API did not answer."""
 
 
+@agentlog.tool
 def lookup_order(order_id: str) -> dict[str, Any]:
     return {"order_id": order_id, "item": "ceramic teapot", "price_eur": 42.0,
             "status": "shipped", "shipped_on": "Friday", "carrier": "UPS",
             "tracking_number": "1Z999AA10123456784"}
 
 
-def track_shipment(tracking_number: str) -> dict[str, Any]:
+@agentlog.tool
+def track_shipment(tracking_number: str, api_key: str = "") -> dict[str, Any]:
     raise CarrierTimeout(f"UPS tracking API did not answer within 10s (tracking {tracking_number})")
 
 
-TOOLS: dict[str, Callable[..., dict[str, Any]]] = {
+@agentlog.tool
+def ship_replacement(order_id: str, shipping: str, decision: dict[str, Any]) -> dict[str, Any]:
+    """Run by the agent itself (no model request), once the sub-agent has decided."""
+    call = agentlog.current_tool()
+    if call is not None:
+        call.approve(by="replacement-agent", reason=decision["reason"])
+        call.annotate(side_effects=["replacement order A-1042-R created", "express label printed"])
+    return {"order_id": f"{order_id}-R", "shipping": shipping, "eta": "Thursday"}
+
+
+TOOLS: dict[str, Callable[..., dict[str, Any]]] = {  # what the model may ask for
     "lookup_order": lookup_order,
     "track_shipment": track_shipment,
 }
@@ -198,12 +213,18 @@ class SupportAgent:
         return message
 
     def run_tool(self, call: dict[str, Any]) -> None:
-        """Run a tool the model asked for; a failure goes back to the model as text."""
+        """Run a tool the model asked for; a failure goes back to the model as text.
+
+        The execution finds the model's request by itself: it is the only one of
+        that name waiting in the turn (``agentlog.tool_call_id(call["id"])`` would
+        say so explicitly). The carrier's key is masked before it is recorded.
+        """
+        arguments = dict(call["arguments"])
+        if call["name"] == "track_shipment":
+            arguments["api_key"] = "ups_live_demo_key"
         try:
-            with agentlog.tool_call(call["name"], call["arguments"], tool_call_id=call["id"]) as tool:
-                self._wait(5)  # a tool takes a while longer than a streamed chunk
-                tool.result = TOOLS[call["name"]](**call["arguments"])
-            content = json.dumps(tool.result)
+            self._wait(5)  # a tool takes a while longer than a streamed chunk
+            content = json.dumps(TOOLS[call["name"]](**arguments))
         except CarrierTimeout as exc:  # recorded as a failed tool call on the way out
             content = f"error: {exc}"
         self.messages.append({"role": "tool", "tool_call_id": call["id"], "content": content})
@@ -238,8 +259,10 @@ def send_a_replacement(agent: SupportAgent) -> None:
                      reason="customer asked for a replacement")
         agent.mode = "escalation"
         decision = decide_replacement(agent)
+        shipped = ship_replacement("A-1042", shipping=decision["shipping"], decision=decision)
         agent.messages.append({"role": "system",
-                               "content": f"replacement-agent decided: {json.dumps(decision)}"})
+                               "content": f"replacement-agent decided: {json.dumps(decision)}; "
+                                          f"shipped: {json.dumps(shipped)}"})
         agent.respond(ANSWER_REPLACE)
         agentlog.snapshot(agent.state(), phase="post")
 
@@ -247,12 +270,16 @@ def send_a_replacement(agent: SupportAgent) -> None:
 def decide_replacement(agent: SupportAgent) -> dict[str, Any]:
     """A sub-agent: its own span, its own model, its status reported as it works."""
     goal = "Decide whether order A-1042 can be reshipped by express"
-    with agentlog.span("replacement-agent", kind="agent", goal=goal) as sub:
+    with agentlog.span("replacement-agent", kind="agent", goal=goal, label="2") as sub:
         sub.set_status("checking policy")
-        policy = agentlog.span("check_reship_policy", kind="task", goal="Apply the late-delivery policy")
+        policy = agentlog.span("check_reship_policy", kind="task", goal="Apply the late-delivery policy",
+                               label="2.1")
         with policy as task:
             answer = agent.ask_model(POLICY_MODEL, POLICY_DECISION, POLICY_PROMPT)
             task.result = json.loads(answer["content"])
+        with agentlog.span("pick_courier", kind="task", label="2.2") as courier:
+            courier.link(task.span_id or "", "depends_on")  # an edge besides parent and child
+            courier.result = {"courier": "UPS Express", "shipping": task.result["shipping"]}
         sub.set_status("approved", note="express reshipment within policy")
         sub.result = task.result
     return dict(task.result)

@@ -20,6 +20,7 @@ span.started           kind, name, goal, label, attributes        (opens a span)
 span.status            status, note                               (a transition)
 span.finished          status, result, error                      (closes a span)
 span.link              target_span_id, relation                   (an extra edge)
+span.annotate          fields                                     (merged into the span's annotations)
 llm.started            provider, model, request{messages, tools, system,
                        temperature, top_p, max_tokens, ...}       (opens a span)
 llm.delta              text                                       (streamed text)
@@ -32,9 +33,12 @@ llm.error              error{message, kind, http_status, request_id, body,
 llm.interrupted        partial_text, reason, duration_ms          (closes the span)
 llm.http               request{method, url, headers, body}, response{status, headers,
                        body, size}       (raw exchange, with instrument(capture_http=True))
-tool.started           tool_call_id, name, arguments              (opens a span)
-tool.finished          result, duration_ms                        (closes the span)
-tool.failed            error{type, message}, duration_ms          (closes the span)
+tool.started           tool_call_id, link (given | matched), name,
+                       arguments (secrets masked)                 (opens a span)
+tool.approval          decision (approved | denied), by, reason
+tool.finished          status (ok | denied), result, duration_ms  (closes the span)
+tool.failed            status (error | interrupted | denied), error{type, message},
+                       duration_ms                                (closes the span)
 log                    level, message, fields
 snapshot               phase (pre | post | ...), state
 usage                  input_tokens, output_tokens, ..., cost_usd (cumulative)
@@ -64,6 +68,7 @@ class EventType(str, enum.Enum):
     SPAN_STATUS = "span.status"
     SPAN_FINISHED = "span.finished"
     SPAN_LINK = "span.link"
+    SPAN_ANNOTATE = "span.annotate"
     LLM_STARTED = "llm.started"
     LLM_DELTA = "llm.delta"
     LLM_REASONING = "llm.reasoning"
@@ -75,6 +80,7 @@ class EventType(str, enum.Enum):
     TOOL_STARTED = "tool.started"
     TOOL_FINISHED = "tool.finished"
     TOOL_FAILED = "tool.failed"
+    TOOL_APPROVAL = "tool.approval"
     LOG = "log"
     SNAPSHOT = "snapshot"
     USAGE = "usage"

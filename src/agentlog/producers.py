@@ -1,4 +1,4 @@
-"""Typed producers for the event kinds: inferences, tool executions, logs, snapshots, usage.
+"""Typed producers for the event kinds: inferences, logs, snapshots, usage (tools: tools.py).
 
 These are what SDK instrumentations, framework adapters and hand-written agents
 call. Each returns quickly and never raises into the host: payloads are built
@@ -26,6 +26,7 @@ from typing import Any
 
 from .context import SpanScope, outcome
 from .recorder import get_recorder
+from .tools import ToolCall, note_request, tool_call  # the tool producers moved to tools.py
 
 __all__ = ["Inference", "ToolCall", "inference", "log", "snapshot", "tool_call", "usage"]
 
@@ -144,6 +145,8 @@ class Inference(SpanScope):
         """A tool call the model asked for (``arguments`` parsed, or the raw string)."""
         call = {"id": id, "name": name, "arguments": arguments}
         self._tool_calls.append(call)
+        if hasattr(self, "_frame"):  # for tools.py: the execution that answers it can find it
+            note_request(self._frame, id, name, arguments)
         return self.emit("llm.tool_call", call)
 
     @property
@@ -256,59 +259,6 @@ class Inference(SpanScope):
             self.fail(error["message"], kind=error["type"])
 
 
-class ToolCall(SpanScope):
-    """One tool execution: arguments in, result or failure out, with its duration.
-
-    ``tool_call_id`` links it to the model's request (``llm.tool_call``).
-    """
-
-    opening_type = "tool.started"
-
-    def __init__(
-        self,
-        name: str,
-        arguments: Any = None,
-        *,
-        tool_call_id: str | None = None,
-        span_id: str | None = None,
-    ) -> None:
-        super().__init__(name, kind="tool", span_id=span_id)
-        self.arguments = arguments
-        self.tool_call_id = tool_call_id
-
-    def _fresh(self) -> ToolCall:
-        return ToolCall(self.name or "", self.arguments, tool_call_id=self.tool_call_id)
-
-    def _open_payload(self) -> dict[str, Any]:
-        return {"name": self.name, "tool_call_id": self.tool_call_id, "arguments": self.arguments}
-
-    def finish(self, result: Any = None) -> bool:
-        if self._closed:
-            return False
-        self._closed = True
-        return self.emit("tool.finished", {"status": "ok", "result": result,
-                                           "duration_ms": self.elapsed_ms()})
-
-    def fail(self, error: BaseException | str) -> bool:
-        if self._closed:
-            return False
-        self._closed = True
-        if isinstance(error, BaseException):
-            err = {"type": type(error).__name__, "message": str(error)}
-        else:
-            err = {"type": "error", "message": error}
-        status = "interrupted" if isinstance(error, (KeyboardInterrupt, GeneratorExit)) else "error"
-        return self.emit("tool.failed", {"status": status, "error": err, "duration_ms": self.elapsed_ms()})
-
-    def _close(self, exc: BaseException | None) -> None:
-        if self._closed:
-            return
-        if exc is None:
-            self.finish(self.result)
-        else:
-            self.fail(exc)
-
-
 def inference(
     provider: str,
     model: str | None,
@@ -325,11 +275,6 @@ def inference(
     ``request["messages"]`` are read as the conversation.
     """
     return Inference(provider, model, request, messages=messages, name=name)
-
-
-def tool_call(name: str, arguments: Any = None, *, tool_call_id: str | None = None) -> ToolCall:
-    """Record one tool execution (context manager; set ``.result`` or call ``finish``)."""
-    return ToolCall(name, arguments, tool_call_id=tool_call_id)
 
 
 def log(message: str, level: str = "info", **fields: Any) -> bool:

@@ -25,7 +25,8 @@ from .store.sqlite import connect_reader
 
 __all__ = ["Run", "RunDetail", "SearchHit", "SpanNode", "Store", "open_store"]
 
-_JSON_COLUMNS = {"metadata", "tags", "attributes", "request", "arguments", "tool_calls", "stats"}
+_JSON_COLUMNS = {"metadata", "tags", "attributes", "request", "arguments", "tool_calls", "stats",
+                 "annotations", "requested_arguments"}
 
 
 def _row(row: sqlite3.Row) -> dict[str, Any]:
@@ -71,10 +72,16 @@ class Run:
 
 @dataclass
 class SpanNode:
-    """A span and its children: the run's task tree."""
+    """A span and its children: the run's task tree.
+
+    ``span`` is a row of the ``spans`` view plus ``depth`` (0 for a root),
+    ``position`` ("1.2.3", by start time among siblings) and ``path`` (span ids
+    from the root). ``links`` are the extra edges from this span (``span_links`` rows).
+    """
 
     span: dict[str, Any]
     children: list[SpanNode] = field(default_factory=list)
+    links: list[dict[str, Any]] = field(default_factory=list)
 
     def walk(self, depth: int = 0) -> list[tuple[int, dict[str, Any]]]:
         out = [(depth, self.span)]
@@ -195,12 +202,30 @@ class Store:
         return RunDetail(
             run=run,
             turns=[_row(r) for r in q.run_turns(self._conn, rid)],
-            spans=_tree([_row(r) for r in q.run_spans(self._conn, rid)]),
+            spans=self._tree(rid),
             messages=[_row(r) for r in q.run_messages(self._conn, rid)],
             llm_calls=llm,
             tool_calls=tools,
             totals=totals,
         )
+
+    def tree(self, run_id: str) -> list[SpanNode]:
+        """A run's task tree: its root spans, each with its children, depth-first by start time."""
+        return self._tree(self.resolve_run_id(run_id))
+
+    def _tree(self, rid: str) -> list[SpanNode]:
+        links: dict[str, list[dict[str, Any]]] = {}
+        for link in q.run_links(self._conn, rid):
+            links.setdefault(link["span_id"], []).append(dict(link))
+        return _tree([_row(r) for r in q.run_tree(self._conn, rid)], links)
+
+    def status_history(self, span_id: str) -> list[dict[str, Any]]:
+        """Each status a span went through, oldest first (rows of the ``status_history`` view)."""
+        if not isinstance(span_id, str) or not span_id:
+            raise ValueError("span_id must be a non-empty string")
+        if not q.span_exists(self._conn, span_id):
+            raise NotFoundError(f"No such span: {span_id!r} (see: agentlog show <run> --json)")
+        return [_row(r) for r in q.status_history(self._conn, span_id)]
 
     def latest_run(self, *, include_implicit: bool = True) -> RunDetail | None:
         rid = q.latest_run_id(self._conn, include_implicit)
@@ -270,11 +295,12 @@ def _p95(sorted_values: list[float]) -> float | None:
     return sorted_values[idx]
 
 
-def _tree(spans: list[dict[str, Any]]) -> list[SpanNode]:
-    nodes = {s["span_id"]: SpanNode(s) for s in spans}
+def _tree(spans: list[dict[str, Any]], links: dict[str, list[dict[str, Any]]]) -> list[SpanNode]:
+    """Nodes from depth-first rows: every parent comes before its children."""
+    nodes = {s["span_id"]: SpanNode(s, links=links.get(s["span_id"], [])) for s in spans}
     roots: list[SpanNode] = []
     for s in spans:
-        parent = nodes.get(s["parent_span_id"]) if s["parent_span_id"] else None
+        parent = nodes.get(s["parent_span_id"]) if s["depth"] else None
         (parent.children if parent is not None else roots).append(nodes[s["span_id"]])
     return roots
 

@@ -100,6 +100,7 @@ class Recorder:
         self._internal_errors = 0
         self._closed = False
         self._implicit: RunState | None = None
+        self._uncaught: BaseException | None = None  # set by the excepthook: how the implicit run ends
         self._slots = [SinkSlot(s, self._max_queue, self._count_drop) for s in self._sinks]
         self._extra: dict[int, SinkSlot] = {}
         self._writer_id = _ids.new_id()
@@ -205,6 +206,7 @@ class Recorder:
                 return RunState(_ids.new_id(), None)
             if self._implicit is not None:
                 return self._implicit
+            _install_excepthook()
             name = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "python"
             run = self._implicit = RunState(_ids.new_id(), name)
             item = ("run.started", {"name": name, "implicit": True, "pid": os.getpid()},
@@ -253,7 +255,7 @@ class Recorder:
         if not already and implicit is not None:
             # Bypasses the bound (one item): a full queue must not leave the run "running".
             self._queue.append(
-                ("run.finished", {"status": "ok"}, self._clock(), next(implicit.seq),
+                ("run.finished", _ending(self._uncaught), self._clock(), next(implicit.seq),
                  implicit.run_id, None, None, None, (), None)
             )
         self._closed = True
@@ -321,6 +323,38 @@ class Recorder:
             self._wake.set()
 
 
+def _ending(exc: BaseException | None) -> dict[str, Any]:
+    """The run.finished payload of an implicit run that the program ended with ``exc``."""
+    if exc is None:
+        return {"status": "ok"}
+    status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "error"
+    return {"status": status, "error": {"type": type(exc).__name__, "message": str(exc)}}
+
+
+_hook_installed = False
+
+
+def _install_excepthook() -> None:
+    """Let an uncaught exception end the implicit run as ``error`` (``interrupted`` for Ctrl-C).
+
+    Runs opened with ``agentlog.run()`` see the exception pass through them; the
+    implicit run has no block to see it in, and would otherwise end ``ok`` at exit.
+    The previous hook is called as before.
+    """
+    global _hook_installed
+    if _hook_installed:
+        return
+    _hook_installed = True
+    previous = sys.excepthook
+
+    def hook(et: type[BaseException], exc: BaseException, tb: Any) -> None:
+        for r in list(_live):
+            r._uncaught = exc
+        previous(et, exc, tb)
+
+    sys.excepthook = hook
+
+
 _live: weakref.WeakSet[Recorder] = weakref.WeakSet()
 _default: Recorder | None = None
 _default_lock = threading.Lock()
@@ -353,6 +387,7 @@ def configure(
     max_string_bytes: int | None = None,
     fsync: bool | None = None,
     keep_media: bool | None = None,
+    secret_names: Sequence[str] | None = None,
     sinks: Sequence[Sink] | None = None,
     extra_sinks: Sequence[Sink] = (),
     processors: Iterable[Processor] = (),
@@ -379,6 +414,7 @@ def configure(
         max_string_bytes=max_string_bytes,
         fsync=fsync,
         keep_media=keep_media,
+        secret_names=secret_names,
     )
     if sinks is None:
         sinks = [_default_sink(settings)]

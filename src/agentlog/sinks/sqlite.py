@@ -100,6 +100,17 @@ _SPAN_LINK = (
     "INSERT OR IGNORE INTO al_span_links (span_id, target_span_id, relation, run_id, created_at)"
     " VALUES (?,?,?,?,?)"
 )
+_SPAN_ANNOTATE = (
+    "INSERT INTO al_spans (span_id, run_id, turn_id, kind, annotations) VALUES (?,?,?,'span',json_patch('{}', ?))"
+    " ON CONFLICT (span_id) DO UPDATE SET"
+    " annotations = json_patch(coalesce(al_spans.annotations, '{}'), excluded.annotations)"
+)
+# A decision applies after the ones published before it: rows go in publish order.
+_TOOL_APPROVAL = (
+    "INSERT INTO al_spans (span_id, run_id, turn_id, kind, approval, approval_by, approval_reason)"
+    " VALUES (?,?,?,'tool',?,?,?) ON CONFLICT (span_id) DO UPDATE SET approval = excluded.approval,"
+    " approval_by = excluded.approval_by, approval_reason = excluded.approval_reason"
+)
 _TOOL_REQUEST = (
     "INSERT OR IGNORE INTO al_tool_requests (tool_call_id, span_id, run_id, turn_id, name, arguments, ts)"
     " VALUES (?,?,?,?,?,?,?)"
@@ -118,7 +129,8 @@ _WRITER = (
 # with respect to the others on the same key (see the comments above).
 _ORDER = (
     _INSERT_EVENT, _RUN_STARTED, _RUN_FINISHED, _RUN_SEEN, _TURN_STARTED, _TURN_FINISHED,
-    _SPAN_OPENED, _SPAN_CLOSED, _SPAN_STATUS, _SPAN_LINK, _TOOL_REQUEST, _SEARCH,
+    _SPAN_OPENED, _SPAN_CLOSED, _SPAN_STATUS, _SPAN_LINK, _SPAN_ANNOTATE, _TOOL_APPROVAL,
+    _TOOL_REQUEST, _SEARCH,
 )
 
 _KIND_OF = {"llm": "llm", "tool": "tool", "span": "span"}
@@ -448,6 +460,22 @@ def _span_link(ev: Event, p: dict[str, Any], add: Add) -> None:
         add(_SPAN_LINK, (ev.span_id, target, _str(p.get("relation")) or "depends_on", ev.run_id, ev.ts))
 
 
+def _span_annotate(ev: Event, p: dict[str, Any], add: Add) -> None:
+    fields = p.get("fields")
+    if ev.span_id is not None and isinstance(fields, dict) and fields:
+        add(_SPAN_ANNOTATE, (ev.span_id, ev.run_id, ev.turn_id, _json(fields)))
+
+
+def _tool_approval(ev: Event, p: dict[str, Any], add: Add) -> None:
+    decision = _str(p.get("decision"))
+    if ev.span_id is None or decision is None:
+        return
+    reason = _text(p.get("reason"))
+    add(_TOOL_APPROVAL, (ev.span_id, ev.run_id, ev.turn_id, decision, _text(p.get("by")), reason))
+    if reason:
+        add(_SEARCH, (reason, "approval", ev.run_id, ev.span_id, ev.event_id))
+
+
 def _tool_call(ev: Event, p: dict[str, Any], add: Add) -> None:
     _tool_request(ev, p, add)
 
@@ -483,6 +511,8 @@ _HANDLERS: dict[str, Callable[[Event, dict[str, Any], Add], None]] = {
     "tool.started": _span_opened,
     "span.status": _span_status,
     "span.link": _span_link,
+    "span.annotate": _span_annotate,
+    "tool.approval": _tool_approval,
     "llm.tool_call": _tool_call,
     "log": _log,
     **dict.fromkeys(SPAN_CLOSING, _span_closed),

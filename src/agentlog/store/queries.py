@@ -13,15 +13,19 @@ __all__ = [
     "GROUPINGS",
     "find_run_ids",
     "run_events",
+    "run_links",
     "run_llm_calls",
     "run_messages",
     "run_row",
     "run_spans",
     "run_tool_calls",
+    "run_tree",
     "run_turns",
     "runs_page",
     "search",
+    "span_exists",
     "stats",
+    "status_history",
 ]
 
 Rows = list[sqlite3.Row]
@@ -97,6 +101,55 @@ def run_spans(conn: sqlite3.Connection, run_id: str) -> Rows:
     return conn.execute(
         "SELECT * FROM spans WHERE run_id = ? ORDER BY started_at, span_id", (run_id,)
     ).fetchall()
+
+
+# The span_tree view's query for one run, over the public views: it reads only that
+# run's spans (the view walks the whole store). docs/schema.md shows it, and a test
+# keeps the two in step.
+RUN_TREE = """
+WITH RECURSIVE
+nodes AS (
+    SELECT x.span_id, x.started_at,
+           (SELECT p.span_id FROM spans p WHERE p.span_id = x.parent_span_id AND p.run_id = x.run_id)
+               AS tree_parent
+    FROM spans x WHERE x.run_id = :run
+),
+ranked AS (
+    SELECT span_id, tree_parent,
+           row_number() OVER (PARTITION BY tree_parent ORDER BY started_at, span_id) AS rank
+    FROM nodes
+),
+tree (span_id, parent_span_id, depth, position, path, sort_key) AS (
+    SELECT span_id, NULL, 0, CAST(rank AS TEXT), span_id, printf('%06d', rank)
+    FROM ranked WHERE tree_parent IS NULL
+    UNION ALL
+    SELECT r.span_id, r.tree_parent, t.depth + 1, t.position || '.' || r.rank, t.path || '/' || r.span_id,
+           t.sort_key || '.' || printf('%06d', r.rank)
+    FROM ranked r JOIN tree t ON r.tree_parent = t.span_id
+)
+SELECT s.*, t.depth, t.position, t.path
+FROM tree t JOIN spans s ON s.span_id = t.span_id
+ORDER BY t.sort_key
+"""
+
+
+def run_tree(conn: sqlite3.Connection, run_id: str) -> Rows:
+    """A run's spans depth-first, each with depth, position ("1.2.3") and path."""
+    return conn.execute(RUN_TREE, {"run": run_id}).fetchall()
+
+
+def run_links(conn: sqlite3.Connection, run_id: str) -> Rows:
+    return conn.execute(
+        "SELECT * FROM span_links WHERE run_id = ? ORDER BY created_at, span_id", (run_id,)
+    ).fetchall()
+
+
+def span_exists(conn: sqlite3.Connection, span_id: str) -> bool:
+    return conn.execute("SELECT 1 FROM al_spans WHERE span_id = ?", (span_id,)).fetchone() is not None
+
+
+def status_history(conn: sqlite3.Connection, span_id: str) -> Rows:
+    return conn.execute("SELECT * FROM status_history WHERE span_id = ? ORDER BY seq", (span_id,)).fetchall()
 
 
 def run_messages(conn: sqlite3.Connection, run_id: str) -> Rows:
