@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import StoreError
@@ -54,7 +55,8 @@ def _bind_none_cheaply() -> None:
     """
     key = (type(None), sqlite3.PrepareProtocol)
     if key not in sqlite3.adapters:
-        sqlite3.register_adapter(type(None), {}.get)
+        null: Callable[[None], None] = {}.get  # type: ignore[assignment]
+        sqlite3.register_adapter(type(None), null)
 
 
 def connect_writer(path: Path, *, fsync: bool = False) -> sqlite3.Connection:
