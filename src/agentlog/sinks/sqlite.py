@@ -163,6 +163,15 @@ def _num(v: Any) -> float | int | None:
     return v if isinstance(v, float) else None
 
 
+def _tokens(usage: Any) -> tuple[int | None, ...]:
+    """The USAGE_KEYS columns of a usage dict (the order of USAGE_KEYS)."""
+    if not isinstance(usage, dict):
+        return _NO_TOKENS
+    get = usage.get
+    return (_int(get("input_tokens")), _int(get("output_tokens")), _int(get("cached_tokens")),
+            _int(get("cache_write_tokens")), _int(get("reasoning_tokens")))
+
+
 def _str(v: Any) -> str | None:
     return v if isinstance(v, str) else None
 
@@ -296,8 +305,7 @@ class SQLiteSink:
         last_seen: dict[str, int] = {}
         for ev in events:
             p = ev.payload
-            usage = p if ev.type == "usage" else p.get("usage")
-            tokens = tuple(_int(usage.get(k)) for k in USAGE_KEYS) if isinstance(usage, dict) else _NO_TOKENS
+            tokens = _tokens(p if ev.type == "usage" else p.get("usage"))
             event_rows.append((
                 ev.event_id, ev.run_id, ev.turn_id, ev.span_id, ev.parent_span_id, ev.seq, ev.ts, ev.type,
                 _str(p.get("provider")), _str(p.get("model")), _str(p.get("status")), *tokens,
@@ -425,23 +433,27 @@ def _span_closed(ev: Event, p: dict[str, Any], add: Add) -> None:
         return
     kind = ev.type.split(".", 1)[0]
     status = _str(p.get("status")) or _DEFAULT_STATUS[ev.type]
-    u = ev.usage()
-    response = _str(p.get("response_text"))
-    if ev.type in ("llm.interrupted", "llm.error"):
-        response = _str(p.get("partial_text"))
+    response = _str(p.get("partial_text" if ev.type in ("llm.interrupted", "llm.error") else "response_text"))
+    reasoning = _str(p.get("reasoning_text"))
+    result = _text(p.get("result"))
     error = p.get("error")
+    error_text = _error_text(error)
     add(_SPAN_CLOSED, (
         ev.span_id, ev.run_id, ev.turn_id, _KIND_OF.get(kind, "span"), status, ev.seq, ev.ts,
-        _num(p.get("duration_ms")), _text(p.get("result")), _error_text(error), _str(p.get("model")),
-        response, _str(p.get("reasoning_text")), _str(p.get("stop_reason")),
-        *(_int(u[k]) for k in USAGE_KEYS), _num(p.get("cost_usd")), _num(p.get("ttft_ms")),
+        _num(p.get("duration_ms")), result, error_text, _str(p.get("model")),
+        response, reasoning, _str(p.get("stop_reason")),
+        *_tokens(p.get("usage")), _num(p.get("cost_usd")), _num(p.get("ttft_ms")),
         _str(p.get("request_id")) or (_str(error.get("request_id")) if isinstance(error, dict) else None),
     ))
-    for body, field in ((response, "response"), (_str(p.get("reasoning_text")), "reasoning"),
-                        (_text(p.get("result")), "tool_result" if kind == "tool" else "result"),
-                        (_error_text(error), "error")):
-        if body:
-            add(_SEARCH, (body, field, ev.run_id, ev.span_id, ev.event_id))
+    run_id, span_id, event_id = ev.run_id, ev.span_id, ev.event_id
+    if response:
+        add(_SEARCH, (response, "response", run_id, span_id, event_id))
+    if reasoning:
+        add(_SEARCH, (reasoning, "reasoning", run_id, span_id, event_id))
+    if result:
+        add(_SEARCH, (result, "tool_result" if kind == "tool" else "result", run_id, span_id, event_id))
+    if error_text:
+        add(_SEARCH, (error_text, "error", run_id, span_id, event_id))
     if ev.type == "llm.finished":
         for call in p.get("tool_calls") or ():
             if isinstance(call, dict):
