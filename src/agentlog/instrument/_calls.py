@@ -20,6 +20,7 @@ import atexit
 import functools
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,7 +29,12 @@ from ..producers import Inference
 from . import _http, _patch
 from ._http import current_call
 
-__all__ = ["Adapter", "Begin", "ErrorInfo", "StreamState", "wrap_async", "wrap_sync"]
+__all__ = ["Adapter", "Begin", "ErrorInfo", "StreamState", "last_call", "wrap_async", "wrap_sync"]
+
+#: The inference an SDK instrumentation most recently started in this context. The SDK
+#: call runs in its caller's context, so a framework adapter that reads this before and
+#: after a model call knows whether the call was already recorded (and records it once).
+last_call: ContextVar[Inference | None] = ContextVar("agentlog_last_call", default=None)
 
 
 @dataclass
@@ -104,7 +110,9 @@ class Adapter:
 
 
 def _start(adapter: Adapter, begin: Begin) -> Inference:
-    return Inference(adapter.provider, begin.model, begin.request, messages=begin.messages).start()
+    call = Inference(adapter.provider, begin.model, begin.request, messages=begin.messages).start()
+    last_call.set(call)
+    return call
 
 
 def _record_error(
