@@ -29,12 +29,13 @@ from ..producers import Inference
 from . import _http, _patch
 from ._http import current_call
 
-__all__ = ["Adapter", "Begin", "ErrorInfo", "StreamState", "last_call", "wrap_async", "wrap_sync"]
+__all__ = ["Adapter", "Begin", "ErrorInfo", "StreamState", "sdk_calls", "wrap_async", "wrap_sync"]
 
-#: The inference an SDK instrumentation most recently started in this context. The SDK
-#: call runs in its caller's context, so a framework adapter that reads this before and
-#: after a model call knows whether the call was already recorded (and records it once).
-last_call: ContextVar[Inference | None] = ContextVar("agentlog_last_call", default=None)
+#: A framework adapter that reports a model call puts a fresh list here while the call is
+#: in progress; every inference an SDK instrumentation starts inside it (in this context,
+#: or a task or thread that copied it) is appended, so the adapter knows the call is
+#: already recorded and does not record it twice.
+sdk_calls: ContextVar[list[Inference] | None] = ContextVar("agentlog_sdk_calls", default=None)
 
 
 @dataclass
@@ -111,7 +112,9 @@ class Adapter:
 
 def _start(adapter: Adapter, begin: Begin) -> Inference:
     call = Inference(adapter.provider, begin.model, begin.request, messages=begin.messages).start()
-    last_call.set(call)
+    watching = sdk_calls.get()
+    if watching is not None:
+        watching.append(call)
     return call
 
 

@@ -174,25 +174,34 @@ class Bridge:
 
 @dataclass(eq=False)
 class ModelCall:
-    """A framework's model call in progress: when it began, and whether the SDK recorded it."""
+    """A framework's model call in progress: when it began, and whether an SDK instrumentation
+    recorded it (see :data:`agentlog.instrument._calls.sdk_calls`)."""
 
     ns: int
     t0: int
-    before: Any
+    seen: list[Any]
+    token: Token[Any] | None = None
 
     @classmethod
     def begin(cls) -> ModelCall:
-        return cls(get_recorder()._clock(), time.perf_counter_ns(), _last_call())
+        from ..instrument._calls import sdk_calls  # no SDK is imported by this
+
+        seen: list[Any] = []
+        return cls(get_recorder()._clock(), time.perf_counter_ns(), seen, sdk_calls.set(seen))
 
     def recorded_by_sdk(self) -> bool:
-        """True if an SDK instrumentation started a call here since :meth:`begin`."""
-        now = _last_call()
-        return now is not None and now is not self.before
+        """True if an SDK instrumentation started a call inside this one."""
+        return bool(self.seen)
 
+    def end(self) -> None:
+        """Stop watching (idempotent); from another context, only if it still watches for us."""
+        from ..instrument._calls import sdk_calls
 
-def _last_call() -> Any:
-    import sys
-
-    # Only if the instrumentation was ever loaded: adapters must not import the SDK wrapping.
-    calls = sys.modules.get("agentlog.instrument._calls")
-    return calls.last_call.get() if calls is not None else None
+        token, self.token = self.token, None
+        if token is None:
+            return
+        try:
+            sdk_calls.reset(token)
+        except ValueError:
+            if sdk_calls.get() is self.seen:
+                sdk_calls.set(None)

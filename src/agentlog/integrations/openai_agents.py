@@ -205,6 +205,7 @@ class AgentlogProcessor(TracingProcessor):  # type: ignore[misc,unused-ignore]  
         if agent is not None:
             agent.data.setdefault("pending", []).extend(calls)
         mc: ModelCall = node.data["model_call"]
+        mc.end()
         if not self.llm_calls or mc.recorded_by_sdk():
             return  # the SDK instrumentation recorded this call (or was asked to alone)
         call = _inference(data)
