@@ -13,10 +13,10 @@ SDK call recorded by ``agentlog.instrument()``, an ``agentlog.log()``) lands
 under it as well.
 
 Model calls are where a framework and the SDK instrumentation see the same
-thing. :class:`ModelCall` remembers the SDK instrumentation's last call when
-the framework's model span opens; if another one started by the time it closes,
-that call was recorded (with its full request, stream timing and request id)
-and the adapter does not record it again.
+thing. :class:`ModelCall` opens a watch when the framework's model call begins;
+if an SDK instrumentation started a call inside it, that call is recorded
+already (with its full request, stream timing and request id) and the adapter
+does not record it again.
 """
 
 from __future__ import annotations
@@ -175,33 +175,32 @@ class Bridge:
 @dataclass(eq=False)
 class ModelCall:
     """A framework's model call in progress: when it began, and whether an SDK instrumentation
-    recorded it (see :data:`agentlog.instrument._calls.sdk_calls`)."""
+    recorded it (see :class:`agentlog.instrument._calls.CallWatch`)."""
 
     ns: int
     t0: int
-    seen: list[Any]
+    watch: Any
     token: Token[Any] | None = None
 
     @classmethod
     def begin(cls) -> ModelCall:
-        from ..instrument._calls import sdk_calls  # no SDK is imported by this
+        from ..instrument._calls import CallWatch, sdk_calls  # imports no SDK
 
-        seen: list[Any] = []
-        return cls(get_recorder()._clock(), time.perf_counter_ns(), seen, sdk_calls.set(seen))
+        watch = CallWatch()
+        return cls(get_recorder()._clock(), time.perf_counter_ns(), watch, sdk_calls.set(watch))
 
     def recorded_by_sdk(self) -> bool:
         """True if an SDK instrumentation started a call inside this one."""
-        return bool(self.seen)
+        return bool(self.watch.calls)
 
     def end(self) -> None:
-        """Stop watching (idempotent); from another context, only if it still watches for us."""
+        """Stop watching (idempotent, from any thread or context)."""
         from ..instrument._calls import sdk_calls
 
+        self.watch.open = False
         token, self.token = self.token, None
-        if token is None:
-            return
-        try:
-            sdk_calls.reset(token)
-        except ValueError:
-            if sdk_calls.get() is self.seen:
-                sdk_calls.set(None)
+        if token is not None:
+            try:
+                sdk_calls.reset(token)
+            except ValueError:
+                pass  # another context: the closed watch it may still hold collects nothing
