@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import string
 import time
 from collections.abc import Iterator
@@ -18,8 +17,6 @@ from typing import Any
 
 import pytest
 
-# LiteLLM fetches its model price map from GitHub at import unless told not to.
-os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 litellm = pytest.importorskip("litellm")
 
 import agentlog  # noqa: E402
