@@ -193,3 +193,36 @@ def test_a_failing_model_call_marks_the_call_agent_and_run_as_errors(
     assert call["status"] == "error" and "Error getting response" in call["error"]
     (agent,) = query(db, "SELECT status FROM spans WHERE kind = 'agent'")
     assert agent["status"] == "error"
+
+
+def test_a_failing_function_tool_is_a_failed_tool_call_and_the_run_goes_on(
+    db: Path, server: FakeServer, processor: AgentlogProcessor
+) -> None:
+    @agents.function_tool
+    def explode(x: int) -> int:
+        """Always fails."""
+        raise ValueError("boom")
+
+    client = openai.AsyncOpenAI(base_url=base_url(server), api_key=KEY, max_retries=0)
+    agent = agents.Agent(name="solo", tools=[explode],
+                         model=agents.OpenAIResponsesModel(model="gpt-4o", openai_client=client))
+    server.push(response(function_calls=[("call_x", "explode", '{"x": 1}')]), response("It failed."))
+    assert agents.Runner.run_sync(agent, "go").final_output == "It failed."
+    assert agentlog.flush(5)
+    (t,) = query(db, "SELECT * FROM tool_calls")
+    assert (t["tool_call_id"], t["name"], t["status"]) == ("call_x", "explode", "error")
+    (run,) = query(db, "SELECT status FROM runs WHERE implicit = 0")
+    assert run["status"] == "ok"  # the SDK gave the error to the model, which answered
+
+
+def test_llm_calls_false_leaves_model_calls_to_the_instrumentation(db: Path, server: FakeServer) -> None:
+    agentlog.configure(db)
+    agents.set_trace_processors([AgentlogProcessor(llm_calls=False)])
+    try:
+        server.push(response("Hi."))
+        agents.Runner.run_sync(agents.Agent(name="solo", model=build_agents(server, "responses").model), "hi")
+    finally:
+        agents.set_trace_processors([])
+    assert agentlog.flush(5)
+    assert query(db, "SELECT count(*) AS n FROM llm_calls")[0]["n"] == 0
+    assert [r["kind"] for r in query(db, "SELECT kind FROM spans ORDER BY started_at")] == ["task", "agent", "turn"]
