@@ -70,21 +70,27 @@ def scrub(value: Any, _depth: int = 0) -> Any:
 def open_under(scope: SpanScope, parent: Frame, *, ns: int | None = None, t0: int | None = None) -> SpanScope:
     """Open ``scope`` (a span, inference or tool call) as a child of ``parent``'s span.
 
-    ``ns`` (recorder clock) and ``t0`` (``perf_counter_ns``) backdate it to when the
-    framework started it, for a record built only once the framework's span ended.
-    The scope is not made current; close it with its own ``finish``/``fail`` or
-    :func:`close_span`.
+    The scope opens through its own ``_open`` (a tool call claims the model's request
+    and masks secret arguments there), with ``parent`` as the current frame. ``ns``
+    (recorder clock) and ``t0`` (``perf_counter_ns``) backdate a span recorded only
+    once the framework's call ended to when it began. The scope is not made current;
+    close it with its own ``finish``/``fail`` or :func:`close_span`.
     """
+    scope._t0 = time.perf_counter_ns() if t0 is None else t0
+    if ns is None:
+        token = frame_var.set(parent)
+        try:
+            scope._frame = scope._open()
+        finally:
+            frame_var.reset(token)
+        return scope
+    # SpanScope._open, stamped with the framework's start time.
     rec = get_recorder()
-    if parent.run is None:
-        parent = parent.replace(run=rec._implicit or rec._implicit_run())
     if scope.span_id is None:
         scope.span_id = _ids.new_id()
     scope.parent_span_id = parent.span_id
-    scope._t0 = time.perf_counter_ns() if t0 is None else t0
-    scope._frame = parent.replace(span_id=scope.span_id, parent_span_id=parent.span_id)
-    rec.emit(scope.opening_type, scope._open_payload(), scope._frame, scope.span_id,
-             scope.parent_span_id, ns=ns)
+    scope._frame = parent.child(scope.span_id, None if parent.run else rec._implicit or rec._implicit_run())
+    rec.emit(scope.opening_type, scope._open_payload(), scope._frame, scope.span_id, scope.parent_span_id, ns=ns)
     return scope
 
 
