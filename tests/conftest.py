@@ -10,6 +10,8 @@ import pytest
 
 # Internal errors in instrumentation re-raise under the test suite (see agentlog._guard).
 os.environ["AGENTLOG_STRICT"] = "1"
+# LiteLLM fetches its model price map from GitHub when imported, unless told not to.
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 import agentlog
 

@@ -25,6 +25,16 @@ from google.genai import errors, types
 from fakes import gemini_fake as gf
 from fakes._server import FakeServer
 
+#: How a cut async stream surfaces: google-genai's async client uses aiohttp instead of
+#: httpx2 whenever aiohttp is installed (LiteLLM, for one, brings it).
+ASYNC_CUT: tuple[type[BaseException], ...] = (httpx2.RemoteProtocolError,)
+try:
+    import aiohttp
+
+    ASYNC_CUT += (aiohttp.ClientPayloadError,)
+except ImportError:
+    pass
+
 MODEL = "gemini-2.5-flash"
 API_KEY = "AIza-test"
 #: For tests that pass Python functions as tools but want exactly one request.
@@ -629,7 +639,7 @@ def test_async_errors_and_cut_stream(server: FakeServer) -> None:
             await aio.models.generate_content(model=MODEL, contents="hi")
         assert (exc.value.code, exc.value.status) == (401, "UNAUTHENTICATED")
         got: list[str | None] = []
-        with pytest.raises(httpx2.RemoteProtocolError):
+        with pytest.raises(ASYNC_CUT):
             async for chunk in await aio.models.generate_content_stream(model=MODEL, contents="x"):
                 got.append(chunk.text)
         return got

@@ -20,6 +20,7 @@ import atexit
 import functools
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,7 +29,26 @@ from ..producers import Inference
 from . import _http, _patch
 from ._http import current_call
 
-__all__ = ["Adapter", "Begin", "ErrorInfo", "StreamState", "wrap_async", "wrap_sync"]
+__all__ = ["Adapter", "Begin", "CallWatch", "ErrorInfo", "StreamState", "sdk_calls", "wrap_async", "wrap_sync"]
+
+
+class CallWatch:
+    """The SDK calls started while a framework adapter reports a model call.
+
+    An adapter puts a fresh watch in :data:`sdk_calls` when the framework's model call
+    begins; every inference an SDK instrumentation starts inside it (in this context, or
+    in a task or thread that copied it) is added, until the adapter closes the watch. So
+    the adapter knows the call is already recorded, and does not record it twice.
+    """
+
+    __slots__ = ("calls", "open")
+
+    def __init__(self) -> None:
+        self.calls: list[Inference] = []
+        self.open = True
+
+
+sdk_calls: ContextVar[CallWatch | None] = ContextVar("agentlog_sdk_calls", default=None)
 
 
 @dataclass
@@ -104,7 +124,11 @@ class Adapter:
 
 
 def _start(adapter: Adapter, begin: Begin) -> Inference:
-    return Inference(adapter.provider, begin.model, begin.request, messages=begin.messages).start()
+    call = Inference(adapter.provider, begin.model, begin.request, messages=begin.messages).start()
+    watch = sdk_calls.get()
+    if watch is not None and watch.open:
+        watch.calls.append(call)
+    return call
 
 
 def _record_error(
