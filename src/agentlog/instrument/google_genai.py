@@ -256,6 +256,7 @@ class _ChunkStream(StreamState):
     """Each chunk is a whole ``GenerateContentResponse``; its usage is the running total."""
 
     ids: _CallIds = field(default_factory=_CallIds)
+    last_meta: Any = None  # the usageMetadata last read (most chunks repeat it)
 
     def feed(self, response: Any) -> None:
         data = _body(response)
@@ -263,8 +264,9 @@ class _ChunkStream(StreamState):
             return
         self.model = data.get("modelVersion") or self.model
         self.request_id = data.get("responseId") or self.request_id
-        if data.get("usageMetadata"):
-            self.usage = _usage(data["usageMetadata"])  # cumulative: replace, never add
+        meta = data.get("usageMetadata")
+        if meta and meta != self.last_meta:  # cumulative: replace, never add
+            self.usage, self.last_meta = _usage(meta), meta
         candidate = _first_candidate(data)
         parts = get(candidate, "content", "parts") or ()
         for part in parts:
