@@ -65,18 +65,24 @@ def test_a_file_from_a_newer_version_is_refused_and_left_unchanged(db: Path) -> 
     assert _digest(db) == before
 
 
-def test_the_recorder_reports_a_newer_file_without_raising(db: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_the_recorder_sends_events_for_a_newer_file_to_a_fallback(db: Path, caplog: pytest.LogCaptureFixture) -> None:
     connect_writer(db).close()
     conn = sqlite3.connect(db)
     conn.execute("INSERT INTO al_migrations VALUES (?, 'from_the_future', 0)", (latest_version() + 1,))
     conn.commit()
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.close()
+    before = _digest(db)
     rec = agentlog.configure(db, shutdown_timeout=0.2)
     assert rec.publish("log") is True  # accepted; the host never sees the store's problem
-    assert rec.flush(0.5) is False
+    assert rec.flush(5) is True
     agentlog.shutdown()
-    assert rec.stats()["dropped"]["sink_failed"] == 3  # run.started, log, run.finished
-    assert any("newer than this agentlog understands" in r.getMessage() for r in caplog.records)
+    fallback = db.with_name("agentlog.fallback.db")
+    assert rec.stats()["sinks"][f"sqlite:{db}"]["fallback"] == str(fallback)
+    assert query(fallback, "SELECT count(*) FROM events")[0][0] == 3  # run.started, log, run.finished
+    assert _digest(db) == before
+    (msg,) = [r.getMessage() for r in caplog.records if "newer than this agentlog understands" in r.getMessage()]
+    assert str(fallback) in msg
 
 
 def _writer_process(db: str, worker: int, n: int) -> None:

@@ -33,6 +33,7 @@ from .errors import (
     QueryError,
     SchemaVersionError,
     StoreError,
+    UnusableStoreError,
 )
 from .events import Event, EventType
 
@@ -86,6 +87,7 @@ __all__ = [
     "Store",
     "StoreError",
     "ToolCall",
+    "UnusableStoreError",
     "__version__",
     "bind_context",
     "configure",

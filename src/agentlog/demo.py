@@ -308,13 +308,14 @@ def support_session(pace: float = 0.0) -> str:
 def _check_writable(db_path: str | os.PathLike[str]) -> None:
     """Open the store once on this thread, so a bad path fails here with a clear error
     instead of on the writer thread, where failed batches are retried until shutdown."""
-    sink = agentlog.SQLiteSink(resolve_db_path(os.fspath(db_path)))
+    from .store.sqlite import connect_writer
+
     try:
-        sink.write([])  # creates and migrates the store; writes no events
+        # Creates and migrates the store; an unusable file raises instead of
+        # sending the demo to a fallback file.
+        connect_writer(resolve_db_path(os.fspath(db_path))).close()
     except sqlite3.Error as exc:
         raise StoreError(f"Cannot write to {os.fspath(db_path)}: {exc}") from None
-    finally:
-        sink.close()
 
 
 def write_demo(db_path: str | os.PathLike[str], *, pace: float = 0.0) -> str:

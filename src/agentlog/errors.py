@@ -3,7 +3,8 @@
     AgentlogError
     ├── ConfigError          a setting or URL is invalid (also a ValueError)
     ├── StoreError           the store cannot be opened or used
-    │   └── SchemaVersionError   the file was written by a newer agentlog
+    │   └── UnusableStoreError   the file is damaged, foreign, a directory, or newer: never written
+    │       └── SchemaVersionError   the file was written by a newer agentlog
     ├── NotFoundError        no such run / span (also a LookupError)
     └── QueryError           a query's input is invalid, e.g. bad FTS syntax (also a ValueError)
 
@@ -20,6 +21,7 @@ __all__ = [
     "QueryError",
     "SchemaVersionError",
     "StoreError",
+    "UnusableStoreError",
 ]
 
 
@@ -35,7 +37,16 @@ class StoreError(AgentlogError):
     """The store cannot be opened, migrated or read."""
 
 
-class SchemaVersionError(StoreError):
+class UnusableStoreError(StoreError):
+    """The file is not one agentlog may write into; it is left untouched.
+
+    Raised for a damaged file, another program's database, a directory in the
+    file's place, or a newer schema. The recorder then writes to a fallback file
+    next to it instead (see ``docs/guarantees.md``).
+    """
+
+
+class SchemaVersionError(UnusableStoreError):
     """The store was written by a newer agentlog; it is left untouched."""
 
 

@@ -8,8 +8,11 @@ statement instead of one statement per event.
 
 The connection is opened lazily on the writer thread, so ``configure()`` never
 blocks on a slow or locked file. Environmental errors (locked, disk full,
-read-only) raise, and the recorder retries the batch; an event the database
-itself refuses is isolated, left out and counted in ``take_rejected()``.
+read-only) raise, and the recorder retries the batch on a fresh connection; an
+event the database itself refuses is isolated, left out and counted in
+``take_rejected()``. A file agentlog must not write into (damaged, foreign, a
+directory, a newer schema) is left untouched and the sink writes to
+``<name>.fallback.db`` beside it instead, saying so once in the log.
 """
 
 from __future__ import annotations
@@ -25,8 +28,9 @@ from typing import Any
 
 import orjson
 
+from ..errors import UnusableStoreError
 from ..events import SPAN_CLOSING, USAGE_KEYS, Event
-from ..store.sqlite import connect_writer
+from ..store.sqlite import connect_writer, fallback_path, is_damage
 
 __all__ = ["SQLiteSink"]
 
@@ -138,6 +142,10 @@ _NO_TOKENS: tuple[None, ...] = (None,) * len(USAGE_KEYS)
 _HOST = socket.gethostname()
 
 
+def _busy(exc: BaseException) -> bool:
+    return getattr(exc, "sqlite_errorname", "") in ("SQLITE_BUSY", "SQLITE_LOCKED")
+
+
 def _json(value: Any) -> str | None:
     if value is None:
         return None
@@ -201,6 +209,9 @@ class SQLiteSink:
         self._known: dict[str, set[str]] = {}  # run -> message hashes already stored (a cache)
         self._rejected = 0
         self._closed = False
+        self.fallback: Path | None = None  # set once events go to the fallback file
+        self._damage: str | None = None  # the original failed as damaged while in use
+        self._checked = False
 
     # -- the contract ----------------------------------------------------------------
     def write(self, events: Sequence[Event]) -> None:
@@ -212,7 +223,9 @@ class SQLiteSink:
                 self._apply(conn, ops)
             except sqlite3.OperationalError:
                 raise
-            except (sqlite3.DatabaseError, ValueError, OverflowError, UnicodeError):
+            except (sqlite3.DatabaseError, ValueError, OverflowError, UnicodeError) as exc:
+                if is_damage(exc):  # the file, not a value: see _after_failure
+                    raise
                 # Some value the database refuses: find it, keep the rest.
                 conn.execute("ROLLBACK")
                 conn.execute("BEGIN IMMEDIATE")
@@ -220,12 +233,11 @@ class SQLiteSink:
             self._write_messages(conn, events)
             self._write_stats(conn)
             conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
+        except BaseException as exc:
             self._positions.clear()  # positions read inside the failed transaction
             self._span_tail.clear()
             self._known.clear()
+            self._after_failure(conn, exc)
             raise
 
     def flush(self, timeout: float | None = None) -> bool:
@@ -260,8 +272,41 @@ class SQLiteSink:
         if self._conn is None:
             if self._closed:
                 raise RuntimeError(f"{self.name} is closed")
-            self._conn = connect_writer(self.path, fsync=self.fsync)
+            if self.fallback is None and self._damage is not None:
+                self._use_fallback(self._damage)
+            target = self.fallback or self.path
+            try:
+                self._conn = connect_writer(target, fsync=self.fsync, deep_check=not self._checked)
+            except UnusableStoreError as exc:
+                if self.fallback is not None:
+                    raise
+                self._use_fallback(str(exc))
+                self._conn = connect_writer(self.fallback or self.path, fsync=self.fsync)
+            self._checked = True
         return self._conn
+
+    def _use_fallback(self, reason: str) -> None:
+        self.fallback = fallback_path(self.path)
+        self._checked = False
+        log.error("agentlog: not writing to %s: %s -- events are recorded in %s instead; the original"
+                  " is not modified (see: agentlog doctor %s)", self.path, reason, self.fallback, self.path)
+
+    def _after_failure(self, conn: sqlite3.Connection, exc: BaseException) -> None:
+        """Roll back; on anything but a busy file, reconnect next time (a chmod, a freed disk)."""
+        try:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass  # SQLite may have rolled back itself (disk full, I/O error)
+        if is_damage(exc) and self.fallback is None:
+            self._damage = f"{self.path} is damaged ({exc})"
+        elif not isinstance(exc, sqlite3.OperationalError) or _busy(exc):
+            return
+        self._conn = None
+        try:
+            conn.close()
+        except sqlite3.Error:
+            pass
 
     def _apply(self, conn: sqlite3.Connection, ops: dict[str, list[tuple[Any, ...]]]) -> None:
         for stmt in _ORDER:
@@ -278,6 +323,8 @@ class SQLiteSink:
             except sqlite3.OperationalError:
                 raise
             except (sqlite3.DatabaseError, ValueError, OverflowError, UnicodeError) as exc:
+                if is_damage(exc):
+                    raise
                 conn.execute("ROLLBACK TO one")
                 conn.execute("RELEASE one")
                 self._rejected += 1

@@ -4,6 +4,12 @@ Writers: WAL mode (retried: switching to WAL needs a moment of exclusive access
 and can meet "database is locked" when several processes start at once),
 ``busy_timeout``, ``synchronous=NORMAL`` (or FULL with ``fsync=True``), and
 autocommit mode so transactions are explicit ``BEGIN IMMEDIATE`` ones.
+
+Before a writer changes anything, :func:`check_usable` looks at an existing file
+through a *read-only* connection (which never writes, checkpoints or deletes a
+WAL): a damaged file, another program's database, a stray WAL that turns the
+file into something else, a directory or a newer schema raise
+:class:`~agentlog.errors.UnusableStoreError`, and the file stays as it was.
 """
 
 from __future__ import annotations
@@ -13,12 +19,68 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from ..errors import StoreError
+from ..errors import StoreError, UnusableStoreError
 from .migrate import check_not_newer, migrate
 
-__all__ = ["connect_reader", "connect_writer"]
+__all__ = ["backup", "check_usable", "connect_reader", "connect_writer", "fallback_path", "is_damage"]
 
 BUSY_TIMEOUT_MS = 10_000
+#: Files up to this size get a full ``PRAGMA quick_check`` before the first write
+#: (tens of milliseconds); larger ones only the cheap checks, since a writer opens
+#: its file at every process start.
+QUICK_CHECK_MAX_BYTES = 64 * 1024 * 1024
+_DAMAGE = frozenset({"SQLITE_CORRUPT", "SQLITE_NOTADB"})
+
+
+def is_damage(exc: BaseException) -> bool:
+    """True for errors that say the file itself is bad (not locked, full or read-only)."""
+    return isinstance(exc, sqlite3.DatabaseError) and getattr(exc, "sqlite_errorname", "") in _DAMAGE
+
+
+def fallback_path(path: Path) -> Path:
+    """Where events go when ``path`` is unusable: ``name.fallback.db`` beside it."""
+    return path.with_name(f"{path.stem}.fallback{path.suffix or '.db'}")
+
+
+def _open_ro(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None,
+                           check_same_thread=False)
+    conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    return conn
+
+
+def check_usable(path: Path, *, deep: bool = True) -> None:
+    """Raise :class:`UnusableStoreError` if agentlog must not write into ``path``.
+
+    A missing or empty file is fine (it will be created). Locked or unreadable
+    files raise ``sqlite3.OperationalError`` as usual, to be retried.
+    ``deep`` adds ``PRAGMA quick_check`` for files up to ``QUICK_CHECK_MAX_BYTES``.
+    """
+    if path.is_dir():
+        raise UnusableStoreError(f"{path} is a directory, not an agentlog database file")
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return
+    if size == 0 and not Path(f"{path}-wal").exists():
+        return
+    conn = _open_ro(path)
+    try:
+        names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        check_not_newer(conn, str(path))
+        if names and "al_migrations" not in names:
+            raise UnusableStoreError(
+                f"{path} is another program's SQLite database (tables: {', '.join(sorted(names)[:5])})")
+        if deep and size <= QUICK_CHECK_MAX_BYTES:
+            problems = [r[0] for r in conn.execute("PRAGMA quick_check(5)")]
+            if problems != ["ok"]:
+                raise UnusableStoreError(f"{path} is damaged: {'; '.join(problems)}")
+    except sqlite3.DatabaseError as exc:
+        if not is_damage(exc):
+            raise
+        raise UnusableStoreError(f"{path} is damaged or not an SQLite database ({exc})") from exc
+    finally:
+        conn.close()
 
 
 def _is_locked(exc: sqlite3.OperationalError) -> bool:
@@ -59,11 +121,13 @@ def _bind_none_cheaply() -> None:
         sqlite3.register_adapter(type(None), null)
 
 
-def connect_writer(path: Path, *, fsync: bool = False) -> sqlite3.Connection:
-    """Open (creating if needed) and migrate a store for writing."""
+def connect_writer(path: Path, *, fsync: bool = False, deep_check: bool = True) -> sqlite3.Connection:
+    """Open (creating if needed) and migrate a store for writing.
+
+    Raises :class:`UnusableStoreError` (the file untouched) if :func:`check_usable` refuses it.
+    """
     _bind_none_cheaply()
-    if path.is_dir():
-        raise StoreError(f"{path} is a directory, not an agentlog database file")
+    check_usable(path, deep=deep_check)
     if not path.parent.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000)
@@ -95,9 +159,7 @@ def connect_reader(path: Path) -> sqlite3.Connection:
     if path.is_dir():
         raise StoreError(f"{path} is a directory, not an agentlog database file")
     try:
-        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None,
-                               check_same_thread=False)
-        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        conn = _open_ro(path)
         from .migrate import latest_version
 
         version = check_not_newer(conn, str(path))
@@ -110,8 +172,24 @@ def connect_reader(path: Path) -> sqlite3.Connection:
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{path} needs a schema upgrade but cannot be written: {exc}") from exc
         writer.close()
-        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None,
-                               check_same_thread=False)
-        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        conn = _open_ro(path)
     conn.row_factory = sqlite3.Row
     return conn
+
+
+def backup(path: Path, dest: Path) -> Path:
+    """Write a consistent, compacted copy of the store at ``path`` to ``dest``.
+
+    Uses ``VACUUM INTO`` on a read-only connection, so it is safe while writers
+    are running (it copies one snapshot) and never changes the original.
+    """
+    if dest.exists():
+        raise StoreError(f"{dest} already exists; choose a new file name for the backup")
+    conn = connect_reader(path)
+    try:
+        conn.execute("VACUUM INTO ?", (str(dest),))
+    except sqlite3.Error as exc:
+        raise StoreError(f"could not back up {path} to {dest}: {exc}") from exc
+    finally:
+        conn.close()
+    return dest
