@@ -188,6 +188,7 @@ class Worker:
         self.max_string_bytes = s.max_string_bytes
         self.strip_media = not s.keep_media
         self.stop = threading.Event()
+        self.in_flight: list[Item] = []  # the batch being processed (counted if close() gives up)
         self.thread = threading.Thread(target=self._run, name="agentlog-writer", daemon=True)
 
     def start(self) -> None:
@@ -227,11 +228,14 @@ class Worker:
                     break
                 items.append(it)
             if items:
+                self.in_flight = items
                 try:
                     self.process(items)
                 except Exception:
                     self._lose(items, "internal_error")
                     raise
+                finally:
+                    self.in_flight = []
             if marker is not None:
                 marker.ok = self.retry_all(force=True)
                 marker.done.set()
@@ -246,7 +250,8 @@ class Worker:
     def finish(self) -> None:
         """At close: retry failing sinks until the shutdown deadline, then count the rest."""
         rec = self.rec
-        deadline = time.monotonic() + rec.settings.shutdown_timeout
+        end = rec._close_deadline or time.monotonic() + rec.settings.shutdown_timeout
+        deadline = end - min(0.5, rec.settings.shutdown_timeout / 4)  # room to store the final counters
         slots = rec._all_slots()
         while any(s.pending for s in slots) and time.monotonic() < deadline:
             if self.retry_all(force=True):

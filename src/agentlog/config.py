@@ -22,6 +22,7 @@ fsync                      AGENTLOG_FSYNC          false: true makes every commi
 keep_media                 AGENTLOG_KEEP_MEDIA     false: base64 images/audio in LLM requests are replaced by a marker (size, hash)
 secret_names               AGENTLOG_SECRET_NAMES   :data:`SECRET_NAMES`: tool arguments named like these are masked
                                                    (comma-separated in the environment; replaces the list)
+handle_sigterm             AGENTLOG_HANDLE_SIGTERM true: SIGTERM writes what is queued, then the host's handler (or the default) runs
 =========================  ======================  ==========================================
 """
 
@@ -77,6 +78,7 @@ class Settings:
     fsync: bool = False
     keep_media: bool = False
     secret_names: tuple[str, ...] = SECRET_NAMES
+    handle_sigterm: bool = True
 
     def __post_init__(self) -> None:
         if self.durability not in ("async", "sync"):

@@ -14,8 +14,10 @@ Guarantees, in short (``docs/guarantees.md`` has the exact conditions):
 * ``durability="async"``: an accepted event's commit starts within
   ``flush_interval``. ``durability="sync"``: ``publish()`` returns after the commit.
 * ``flush(timeout)`` and ``close()`` honour their timeouts; ``close()`` is
-  idempotent and runs at interpreter exit; after ``os.fork()`` the child starts
-  with an empty queue, a fresh writer and its own store connection.
+  idempotent and runs at interpreter exit and on SIGTERM (chained to the host's
+  own handler); what it could not write in time is counted, not silently lost.
+  After ``os.fork()`` the child starts with an empty queue, a fresh writer and
+  its own store connection.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import signal
 import sys
 import threading
 import time
@@ -51,6 +54,7 @@ _DROP_REASONS = (
     "sink_failed",
     "sink_rejected",
     "closed",
+    "shutdown_timeout",
     "internal_error",
 )
 
@@ -87,6 +91,8 @@ class Recorder:
         self._last_pushed_stats: dict[str, Any] | None = None
         self._init_runtime()
         _live.add(self)
+        if self.settings.handle_sigterm:
+            _install_sigterm_handler()
 
     def _init_runtime(self) -> None:
         """(Re)create everything a process owns alone: queue, locks, writer, counters."""
@@ -99,6 +105,7 @@ class Recorder:
         self._streams_lock = threading.Lock()
         self._internal_errors = 0
         self._closed = False
+        self._close_deadline: float | None = None
         self._implicit: RunState | None = None
         self._uncaught: BaseException | None = None  # set by the excepthook: how the implicit run ends
         self._slots = [SinkSlot(s, self._max_queue, self._count_drop) for s in self._sinks]
@@ -246,8 +253,10 @@ class Recorder:
     def close(self, timeout: float | None = None) -> bool:
         """Write what is queued, stop the writer and close the sinks. Idempotent.
 
-        Waits at most ``timeout`` (default: ``shutdown_timeout`` plus a margin);
-        returns True if everything accepted was written.
+        Waits at most ``timeout`` (default: ``shutdown_timeout``); returns True
+        if everything accepted was written. When the writer does not finish in
+        time (a hanging sink), what it still holds is counted as dropped
+        (``shutdown_timeout``) and logged.
         """
         with self._lock:
             already = self._closed
@@ -258,17 +267,38 @@ class Recorder:
                 ("run.finished", _ending(self._uncaught), self._clock(), next(implicit.seq),
                  implicit.run_id, None, None, None, (), None)
             )
+        limit = self.settings.shutdown_timeout if timeout is None else timeout
+        if self._close_deadline is None:
+            self._close_deadline = time.monotonic() + limit
         self._closed = True
         worker = self._worker
         worker.stop.set()
         self._wake.set()
         if worker.thread is not threading.current_thread():
-            limit = self.settings.shutdown_timeout + 1.0 if timeout is None else timeout
             worker.thread.join(limit)
+            if worker.thread.is_alive() and not already:
+                self._count_unsent()
         _live.discard(self)
         return not worker.thread.is_alive() and not any(
             self._dropped[r] for r in ("sink_failed", "closed")
         ) and not self._queue
+
+    def _count_unsent(self) -> None:
+        """The writer is stuck past the deadline: count what it holds, release waiters."""
+        n = len(self._worker.in_flight) + sum(s.pending_count for s in self._slots)
+        q = self._queue
+        while q:
+            it = q.popleft()
+            if type(it) is FlushMarker:
+                it.done.set()
+                continue
+            n += 1
+            if it[9] is not None:
+                it[9].done.set()
+        if n:
+            self._count_drop("shutdown_timeout", n)
+            log.error("agentlog: the writer did not finish within shutdown_timeout=%ss; %d event(s) were"
+                      " not written (counted as dropped: shutdown_timeout)", self.settings.shutdown_timeout, n)
 
     @property
     def closed(self) -> bool:
@@ -298,6 +328,7 @@ class Recorder:
                     "errors": s.errors,
                     "last_error": s.last_error,
                     "healthy": s.healthy,
+                    "fallback": str(getattr(s.sink, "fallback", None) or "") or None,
                 }
                 for s in self._all_slots()
             },
@@ -362,13 +393,11 @@ _default_lock = threading.Lock()
 
 def _default_sink(settings: Settings) -> Sink:
     """The SQLite store named by ``settings.db``; opened later, on the writer thread."""
-    from .errors import ConfigError
     from .sinks.sqlite import SQLiteSink
 
-    path = resolve_db_path(settings.db)
-    if path.is_dir():  # the one mistake worth catching before the writer starts
-        raise ConfigError(f"db={settings.db!r} is a directory; give a file path such as {path / 'agentlog.db'}")
-    return SQLiteSink(path, fsync=settings.fsync)
+    # No checks here: this also runs lazily inside publish(), which never raises.
+    # A directory or an unusable file is handled by the sink (a fallback file).
+    return SQLiteSink(resolve_db_path(settings.db), fsync=settings.fsync)
 
 
 def configure(
@@ -388,6 +417,7 @@ def configure(
     fsync: bool | None = None,
     keep_media: bool | None = None,
     secret_names: Sequence[str] | None = None,
+    handle_sigterm: bool | None = None,
     sinks: Sequence[Sink] | None = None,
     extra_sinks: Sequence[Sink] = (),
     processors: Iterable[Processor] = (),
@@ -415,8 +445,14 @@ def configure(
         fsync=fsync,
         keep_media=keep_media,
         secret_names=secret_names,
+        handle_sigterm=handle_sigterm,
     )
     if sinks is None:
+        path = resolve_db_path(settings.db)
+        if path.is_dir():  # the one mistake worth catching before the writer starts
+            from .errors import ConfigError
+
+            raise ConfigError(f"db={settings.db!r} is a directory; give a file path such as {path / 'agentlog.db'}")
         sinks = [_default_sink(settings)]
     recorder = Recorder(settings, sinks=[*sinks, *extra_sinks], processors=processors)
     with _default_lock:
@@ -459,6 +495,45 @@ def _close_all_at_exit() -> None:
             r.close()
         except Exception:  # never turn a clean exit into a traceback
             log.exception("agentlog: error while closing the recorder at exit")
+
+
+_previous_sigterm: Any = None
+_sigterm_installed = False
+
+
+def _install_sigterm_handler() -> None:
+    """Make SIGTERM write what is queued first (once per process, main thread only).
+
+    A handler the host set earlier is chained (called after a bounded flush);
+    an ignored SIGTERM stays ignored; a handler set later by the host replaces
+    ours, and exiting through ``sys.exit`` from it still writes everything (atexit).
+    """
+    global _previous_sigterm, _sigterm_installed
+    if _sigterm_installed or threading.current_thread() is not threading.main_thread():
+        return
+    try:
+        previous = signal.getsignal(signal.SIGTERM)
+        if previous is signal.SIG_IGN or previous is None:  # ignored on purpose, or set from C
+            return
+        signal.signal(signal.SIGTERM, _on_sigterm)
+    except (ValueError, OSError):  # not the main interpreter, or no signals here
+        return
+    _previous_sigterm = previous
+    _sigterm_installed = True
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    previous = _previous_sigterm
+    if callable(previous):
+        # The host decides what SIGTERM means; make sure the record is written first.
+        for r in list(_live):
+            r.flush(r.settings.shutdown_timeout)
+        previous(signum, frame)
+        return
+    _close_all_at_exit()
+    # Then die of SIGTERM as the program would have without us (exit status -15).
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _after_fork_in_child() -> None:
