@@ -1,4 +1,4 @@
-"""The ``agentlog`` command: record a demo run, list runs, show one, search, stats.
+"""The ``agentlog`` command: demo, runs, show, search, stats, doctor, backup.
 
 Every command reads through :func:`agentlog.open`. Errors agentlog raises on
 purpose become one line on stderr and exit status 1. Text that comes from the
@@ -480,6 +480,42 @@ def _llm_stats(rows: list[dict[str, Any]], group_by: str) -> None:
          _int(r["output_tokens"]), _int(r["reasoning_tokens"]), _cost(r["cost_usd"]),
          _duration(r["mean_duration_ms"])] for key, r in zip(keys, rows, strict=True)
     ], right=set(range(1, 9)))
+
+
+# -- doctor / backup ---------------------------------------------------------------------
+@main.command()
+@click.argument("db", required=False, envvar="AGENTLOG_DB", default="agentlog.db", metavar="[DB]")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
+def doctor(db: str, as_json: bool) -> None:
+    """Check a store without changing it: integrity, schema, WAL, counters, fallbacks.
+
+    Exit status: 0 healthy, 1 warnings (events were dropped or went to a
+    fallback file), 2 the file is damaged, foreign, newer or missing.
+    """
+    from .doctor import diagnose
+
+    report = diagnose(db)
+    if as_json:
+        _echo_json(report.to_dict())
+    else:
+        marks = {"ok": "ok  ", "warning": "WARN", "error": "FAIL"}
+        for f in report.findings:
+            _echo(f"{marks[f.level]}  {f.check:<10} {f.message}")
+        _echo(f"verdict: {report.verdict} ({report.path})")
+    raise SystemExit(report.exit_code)
+
+
+@main.command()
+@click.argument("dest", type=click.Path(dir_okay=False))
+@_db_option
+def backup(dest: str, db: str) -> None:
+    """Write a consistent, compact copy of the store to DEST (safe while recording)."""
+    from pathlib import Path
+
+    from .store.sqlite import backup as backup_store
+
+    backup_store(Path(db), Path(dest))
+    _echo(f"Backed up {db} to {dest}")
 
 
 if __name__ == "__main__":  # pragma: no cover

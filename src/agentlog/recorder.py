@@ -333,6 +333,7 @@ class Recorder:
                 for s in self._all_slots()
             },
             "healthy": all(s.healthy for s in self._all_slots()),
+            "closed": self._closed,
         }
 
     def _after_fork_child(self) -> None:
