@@ -1,12 +1,16 @@
 """JSON encoding that never raises and is bounded by output size.
 
-Runs on the writer thread only. The fast path is a single ``orjson.dumps``;
-anything orjson refuses (unknown types, lone surrogates, integers past 64 bits,
-nesting past its limit, cycles) goes through :func:`sanitize`, which walks the
-value once with a depth limit, a budget of nodes and cycle detection, and
+Runs on the writer thread only. The fast path is a single ``orjson.dumps``,
+taken only when :func:`_plain_size` (one pass over the containers, no
+recursion) finds plain JSON data whose output fits ``max_bytes``: orjson itself
+has no output limit, so a structure that shares references (``x = [x, x]``
+thirty times, or one long string referenced 100,000 times) would otherwise
+serialise for minutes into gigabytes. Everything else, and anything orjson
+refuses (unknown types, lone surrogates, integers past 64 bits, deep nesting,
+cycles), goes through :func:`sanitize`, which walks the value with a depth
+limit, a budget of nodes *and of output bytes*, and cycle detection, and
 returns plain JSON-safe data with visible markers where something was replaced.
-If the result is still over ``max_bytes``, long strings are truncated with a
-marker that keeps their size and hash.
+Long strings are truncated with a marker that keeps their size and hash.
 """
 
 from __future__ import annotations
@@ -23,6 +27,41 @@ _OPTS = orjson.OPT_NON_STR_KEYS
 MAX_DEPTH = 64
 MAX_NODES = 200_000
 _REPR_LIMIT = 200
+
+
+_CONTAINERS = frozenset({dict, list, tuple})
+_PLAIN_SCALARS = frozenset({int, float, bool, type(None)})
+
+
+def _plain_size(value: Any, limit: int) -> int:
+    """A rough size of ``value`` as JSON, or -1 if orjson's fast path is unsafe.
+
+    Unsafe: a container seen twice (shared or cyclic), a type orjson would not
+    take as is, more than ``MAX_NODES`` containers, or more than ``limit``.
+    Costs ~1 µs for a small payload (one pass, iterative, no recursion).
+    """
+    size = 0
+    seen: set[int] = set()
+    stack = [value]
+    pop, push, add = stack.pop, stack.append, seen.add
+    while stack:
+        x = pop()
+        ident = id(x)
+        if ident in seen:
+            return -1
+        add(ident)
+        size += len(x)
+        for y in x.values() if type(x) is dict else x:
+            t = type(y)
+            if t is str:
+                size += len(y)
+            elif t in _CONTAINERS:
+                push(y)
+            elif t not in _PLAIN_SCALARS:
+                return -1
+        if size > limit or len(seen) > MAX_NODES:
+            return -1
+    return size
 
 
 class EncodeError(Exception):
@@ -79,13 +118,33 @@ def truncation_marker(value: str | bytes, keep: int) -> dict[str, Any]:
     }
 
 
-def sanitize(value: Any, max_string: int | None = None) -> Any:
-    """Return a JSON-safe copy of ``value`` (see module docstring)."""
-    budget = [MAX_NODES]
+def sanitize(value: Any, max_string: int | None = None, max_bytes: int | None = None) -> Any:
+    """Return a JSON-safe copy of ``value`` (see module docstring).
+
+    ``max_bytes`` bounds the strings kept in total: past it, strings become
+    truncation markers with an empty head, so the output cannot explode.
+    """
+    budget: list[Any] = [MAX_NODES, max_bytes if max_bytes is not None else math.inf, {}]
     return _walk(value, 0, set(), budget, max_string)
 
 
-def _walk(v: Any, depth: int, active: set[int], budget: list[int], max_string: int | None) -> Any:
+def _string(v: str | bytes, budget: list[Any], max_string: int | None) -> Any:
+    """A string or bytes value, truncated when over ``max_string`` or the byte budget."""
+    n = len(v)
+    keep = n if max_string is None else min(n, max_string)
+    keep = int(min(keep, max(0, budget[1])))
+    if keep < n and (isinstance(v, bytes) or len(v.encode("utf-8", "replace")) > keep):
+        markers = budget[2]  # one hash per distinct value, however often it is referenced
+        key = (id(v), keep)
+        if key not in markers:
+            markers[key] = truncation_marker(v, keep)
+        budget[1] -= keep + 150
+        return markers[key]
+    budget[1] -= n
+    return _clean_str(v) if isinstance(v, str) else _bytes_value(v)
+
+
+def _walk(v: Any, depth: int, active: set[int], budget: list[Any], max_string: int | None) -> Any:
     budget[0] -= 1
     if budget[0] < 0:
         return {"$truncated": "too many values"}
@@ -96,14 +155,9 @@ def _walk(v: Any, depth: int, active: set[int], budget: list[int], max_string: i
     if isinstance(v, float):
         return v if math.isfinite(v) else None
     if isinstance(v, str):
-        if max_string is not None and len(v) > max_string // 4 and len(v.encode("utf-8", "replace")) > max_string:
-            return truncation_marker(v, max_string)
-        return _clean_str(v)
+        return _string(v, budget, max_string)
     if isinstance(v, (bytes, bytearray, memoryview)):
-        data = bytes(v)
-        if max_string is not None and len(data) > max_string:
-            return truncation_marker(data, max_string)
-        return _bytes_value(data)
+        return _string(bytes(v), budget, max_string)
     if depth >= MAX_DEPTH:
         return {"$truncated": "too deep"}
     ident = id(v)
@@ -112,13 +166,28 @@ def _walk(v: Any, depth: int, active: set[int], budget: list[int], max_string: i
     if isinstance(v, dict):
         active.add(ident)
         try:
-            return {_key(k): _walk(x, depth + 1, active, budget, max_string) for k, x in list(v.items())}
+            out: dict[str, Any] = {}
+            for k, x in list(v.items()):
+                if budget[1] < 0:  # the byte budget is spent: say so once and stop
+                    out["$truncated"] = "over size"
+                    break
+                key = _key(k)
+                budget[1] -= len(key) + 4
+                out[key] = _walk(x, depth + 1, active, budget, max_string)
+            return out
         finally:
             active.discard(ident)
     if isinstance(v, (list, tuple, set, frozenset)):
         active.add(ident)
         try:
-            return [_walk(x, depth + 1, active, budget, max_string) for x in list(v)]
+            items: list[Any] = []
+            for x in list(v):
+                if budget[1] < 0:
+                    items.append({"$truncated": "over size"})
+                    break
+                budget[1] -= 1
+                items.append(_walk(x, depth + 1, active, budget, max_string))
+            return items
         finally:
             active.discard(ident)
     try:
@@ -148,17 +217,21 @@ def encode_payload(payload: Any, max_bytes: int, max_string: int) -> tuple[bytes
     Raises :class:`EncodeError` ("too_large" or "unserialisable") when even the
     sanitized, truncated form does not fit.
     """
+    data = None
+    if type(payload) in _CONTAINERS and _plain_size(payload, max_bytes) >= 0:
+        try:
+            data = orjson.dumps(payload, option=_OPTS)
+        except Exception:
+            data = None  # a lone surrogate, a huge int, deep nesting: sanitize below
+        if data is not None and len(data) <= max_bytes:
+            return data, payload
     try:
-        data = orjson.dumps(payload, default=_default, option=_OPTS)
-    except Exception:
-        data = None
-    if data is not None and len(data) <= max_bytes:
-        return data, payload
-    try:
-        clean = sanitize(payload, max_string if data is not None else None)
+        clean = sanitize(payload, None, max_bytes)
         data = orjson.dumps(clean, option=_OPTS)
         if len(data) > max_bytes:
-            clean = sanitize(payload, max_string)
+            # The budget counts characters; JSON escapes make one up to 6 bytes
+            # (\u0000), so the second pass leaves room for the worst case.
+            clean = sanitize(payload, max_string, max_bytes // 7)
             data = orjson.dumps(clean, option=_OPTS)
     except Exception as exc:
         raise EncodeError("unserialisable") from exc
