@@ -43,9 +43,20 @@ def fallback_path(path: Path) -> Path:
 
 
 def _open_ro(path: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None,
-                           check_same_thread=False)
+    uri = f"{path.resolve().as_uri()}?mode=ro"
+    conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
     conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    try:
+        conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+    except sqlite3.OperationalError as exc:
+        # A WAL-mode file needs a -shm beside it even to be read. In a directory we
+        # may not write, and with no -wal holding anything newer, the file alone is
+        # the whole database: read it as immutable.
+        if not getattr(exc, "sqlite_errorname", "").startswith("SQLITE_READONLY") or Path(f"{path}-wal").exists():
+            conn.close()
+            raise
+        conn.close()
+        conn = sqlite3.connect(f"{uri}&immutable=1", uri=True, isolation_level=None, check_same_thread=False)
     return conn
 
 
@@ -64,7 +75,12 @@ def check_usable(path: Path, *, deep: bool = True) -> None:
         return
     if size == 0 and not Path(f"{path}-wal").exists():
         return
-    conn = _open_ro(path)
+    try:
+        conn = _open_ro(path)
+    except sqlite3.DatabaseError as exc:
+        if not is_damage(exc):
+            raise
+        raise UnusableStoreError(f"{path} is damaged or not an SQLite database ({exc})") from exc
     try:
         names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         check_not_newer(conn, str(path))
