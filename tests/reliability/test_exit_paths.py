@@ -1,0 +1,100 @@
+"""Every way a program ends writes what is queued; a hanging sink cannot hold exit hostage.
+
+Return, an unhandled exception and ``sys.exit`` are pinned in
+``tests/test_recorder.py``; here: SIGINT, SIGTERM (with and without the host's
+own handler, installed before or after agentlog's), how long a healthy exit
+takes, and exit with a sink that never returns.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from harness import start_py, stored
+
+# flush_interval=30: without the exit path, nothing would be written.
+PROGRAM = """
+import signal, sys, time, agentlog
+mode = sys.argv[2]
+def host_handler(signum, frame):
+    sys.exit(7)
+if mode == "host-before":
+    signal.signal(signal.SIGTERM, host_handler)
+agentlog.configure(sys.argv[1], flush_interval=30)
+if mode == "host-after":
+    signal.signal(signal.SIGTERM, host_handler)
+with agentlog.run("exit"):
+    for i in range(2000):
+        agentlog.log("m", i=i)
+    print("ready", flush=True)
+    time.sleep(60)
+"""
+
+
+@pytest.mark.parametrize(("sig", "mode", "status"), [
+    (signal.SIGINT, "plain", {-signal.SIGINT, 1}),  # KeyboardInterrupt unwinds, then exits as by SIGINT
+    (signal.SIGTERM, "plain", {-signal.SIGTERM}),  # written first, then the default: death by SIGTERM
+    (signal.SIGTERM, "host-before", {7}),  # the host's handler still runs (after a bounded flush)
+    (signal.SIGTERM, "host-after", {7}),  # the host replaced ours; its sys.exit goes through atexit
+], ids=["sigint", "sigterm", "sigterm-host-handler-first", "sigterm-host-handler-later"])
+def test_a_signal_writes_everything_queued(db: Path, sig: int, mode: str, status: set[int]) -> None:
+    proc = start_py(PROGRAM, str(db), mode)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    t0 = time.monotonic()
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=30)
+    elapsed = time.monotonic() - t0
+    assert proc.returncode in status, err
+    assert stored(db, "SELECT count(*) FROM events WHERE type = 'log'")[0][0] == 2000
+    assert elapsed < 2.0, f"exit took {elapsed:.2f}s"
+
+
+HEALTHY = """
+import sys, time, agentlog
+agentlog.configure(sys.argv[1], flush_interval=30)
+with agentlog.run("exit"):
+    for i in range(2000):
+        agentlog.log("m", i=i)
+print(time.monotonic(), flush=True)
+"""
+
+
+def test_a_healthy_exit_adds_a_fraction_of_a_second(db: Path) -> None:
+    proc = start_py(HEALTHY, str(db))
+    out, err = proc.communicate(timeout=30)
+    ended = time.monotonic()
+    assert proc.returncode == 0, err
+    added = ended - float(out.strip())
+    print(f"\nwriting 2000 queued events at exit added {added * 1000:.0f} ms (interpreter teardown included)")
+    assert added < 0.5
+    assert stored(db, "SELECT count(*) FROM events WHERE type = 'log'")[0][0] == 2000
+
+
+HANGING = """
+import sys, threading, time, agentlog
+class Hang(agentlog.MemorySink):
+    def write(self, events):
+        threading.Event().wait()   # a remote store that never answers
+agentlog.configure(sys.argv[1], sinks=[Hang("remote")], shutdown_timeout=1.0)
+for i in range(100):
+    agentlog.log("m", i=i)
+print(time.monotonic(), flush=True)
+"""
+
+
+def test_exit_with_a_hanging_sink_ends_within_shutdown_timeout_and_counts_the_unsent(db: Path) -> None:
+    proc = start_py(HANGING, str(db))
+    out, err = proc.communicate(timeout=30)
+    ended = time.monotonic()
+    assert proc.returncode == 0, err
+    took = ended - float(out.strip())
+    m = re.search(r"(\d+) event\(s\) were not written \(counted as dropped: shutdown_timeout\)", err)
+    assert m is not None, err
+    assert int(m.group(1)) == 102  # the implicit run's start and end, and 100 logs
+    print(f"\nexit with a hanging sink took {took:.2f} s (shutdown_timeout=1.0)")
+    assert took < 1.5
