@@ -40,3 +40,13 @@ def test_documented_query_runs(demo_db: Path, sql: str) -> None:
     # The demo loses nothing, finishes its run and has no failed inference.
     expect_empty = any(k in sql for k in ("dropped > 0", "status = 'running'", "'llm.error'"))
     assert bool(rows) != expect_empty, sql
+
+
+def test_every_test_the_guarantees_cite_exists() -> None:
+    root = DOC.parent.parent
+    text = (root / "docs" / "guarantees.md").read_text("utf-8")
+    cited = re.findall(r"`((?:rel|tests)/[\w/]+\.py)::(\w+)", text)
+    assert len(cited) >= 20
+    for path, name in cited:
+        source = root / path.replace("rel/", "tests/reliability/", 1)
+        assert f"def {name}(" in source.read_text("utf-8"), f"{path}::{name}"
