@@ -71,7 +71,7 @@ def test_a_healthy_exit_adds_a_fraction_of_a_second(db: Path) -> None:
     assert proc.returncode == 0, err
     added = ended - float(out.strip())
     print(f"\nwriting 2000 queued events at exit added {added * 1000:.0f} ms (interpreter teardown included)")
-    assert added < 0.5
+    assert added < 1.0  # ~0.13 s on an idle machine; generous for a shared 2-core one
     assert stored(db, "SELECT count(*) FROM events WHERE type = 'log'")[0][0] == 2000
 
 
