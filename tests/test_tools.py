@@ -335,3 +335,24 @@ def test_a_tool_call_can_be_started_and_finished_from_callbacks(db: Path, record
     ok, failed = tool_rows(db)
     assert ok["status"] == "ok" and ok["result"] == {"id": 7} and ok["llm_span_id"] is not None
     assert failed["status"] == "error" and failed["error"] == "error: backend down"
+
+
+def test_mask_secrets_visits_shared_structures_once_on_the_callers_thread() -> None:
+    import time
+
+    from agentlog.tools import mask_secrets
+
+    shared: Any = [{"api_key": "sk-1", "q": "x"}]
+    for _ in range(25):  # 2**25 paths to the same dict (and within mask_secrets' depth limit)
+        shared = [shared, shared]
+    cyclic: dict[str, Any] = {"token": "t"}
+    cyclic["self"] = cyclic
+    t0 = time.perf_counter()
+    masked = mask_secrets({"args": shared, "cyc": cyclic}, ["api_key", "token"])
+    assert time.perf_counter() - t0 < 0.1
+    leaf = masked["args"]
+    for _ in range(25):
+        assert leaf[0] is leaf[1]  # still shared, masked once
+        leaf = leaf[0]
+    assert leaf == [{"api_key": "[REDACTED]", "q": "x"}]
+    assert masked["cyc"]["token"] == "[REDACTED]"

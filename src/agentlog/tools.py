@@ -101,24 +101,36 @@ def mask_secrets(value: Any, names: Iterable[str] | None = None) -> Any:
     """
     if names is None:
         names = get_recorder().settings.secret_names
-    return _mask(value, _patterns(tuple(names)), 0)
+    return _mask(value, _patterns(tuple(names)), 0, {})
 
 
-def _mask(value: Any, patterns: tuple[tuple[str, ...], ...], depth: int) -> Any:
+def _mask(value: Any, patterns: tuple[tuple[str, ...], ...], depth: int, memo: dict[int, Any]) -> Any:
     if depth > 32 or isinstance(value, (str, int, float, bool)) or value is None:
         return value
+    # This runs on the caller's thread: each container is visited once, so a
+    # structure of shared references (x = [x, x], forty times) costs its size in
+    # memory, not 2**40 steps; a cycle returns the original (the encoder marks it).
+    key = id(value)
+    if key in memo:
+        return memo[key]
+    memo[key] = value
+    memo[key] = result = _mask_container(value, patterns, depth, memo)
+    return result
+
+
+def _mask_container(value: Any, patterns: tuple[tuple[str, ...], ...], depth: int, memo: dict[int, Any]) -> Any:
     if isinstance(value, dict):
         out: dict[Any, Any] | None = None
         for k, v in value.items():
             new = REDACTED if isinstance(k, str) and v is not None and _is_secret(k, patterns) \
-                else _mask(v, patterns, depth + 1)
+                else _mask(v, patterns, depth + 1, memo)
             if new is not v:
                 if out is None:
                     out = dict(value)
                 out[k] = new
         return value if out is None else out
     if isinstance(value, (list, tuple)):
-        items = [_mask(v, patterns, depth + 1) for v in value]
+        items = [_mask(v, patterns, depth + 1, memo) for v in value]
         return value if all(a is b for a, b in zip(items, value, strict=True)) else items
     dump = getattr(value, "model_dump", None)
     if callable(dump):  # a pydantic model would be dumped later, secrets and all
@@ -126,7 +138,7 @@ def _mask(value: Any, patterns: tuple[tuple[str, ...], ...], depth: int) -> Any:
             dumped = dump()
         except Exception:
             return value
-        masked = _mask(dumped, patterns, depth + 1)
+        masked = _mask(dumped, patterns, depth + 1, memo)
         return value if masked is dumped else masked
     return value
 
