@@ -187,6 +187,17 @@ def test_with_raw_response_still_works(db: Path, server: FakeServer, client: Any
     assert call["response_text"] == "raw" and call["status"] == "ok"
 
 
+def test_request_holds_only_the_fields_sent(db: Path, server: FakeServer, client: Any) -> None:
+    """The SDK's "not given" placeholders (Omit) are left out, as they are on the wire."""
+    server.push(message("hi", usage=USAGE))
+    client.messages.create(**ASK)
+    (call,) = _calls(db)
+    request = json.loads(call["request"])
+    sent = server.received[-1].body
+    assert set(request) == set(sent)
+    assert "Omit" not in call["request"] and "tools" not in request
+
+
 def test_api_key_never_reaches_the_database(db: Path, server: FakeServer, client: Any) -> None:
     server.push(message("ok", usage=USAGE))
     client.messages.create(**ASK)

@@ -36,20 +36,20 @@ _PLAIN_SCALARS = frozenset({int, float, bool, type(None)})
 def _plain_size(value: Any, limit: int) -> int:
     """A rough size of ``value`` as JSON, or -1 if orjson's fast path is unsafe.
 
-    Unsafe: a container seen twice (shared or cyclic), a type orjson would not
-    take as is, more than ``MAX_NODES`` containers, or more than ``limit``.
-    Costs ~1 µs for a small payload (one pass, iterative, no recursion).
+    Unsafe: a type orjson would not take as is, more than ``MAX_NODES`` container
+    visits, or more than ``limit`` bytes. A container referenced twice is visited
+    (and counted) twice, as orjson would write it twice: shared references are
+    normal (an SDK's request and its canonical messages share the message dicts)
+    and only their expansion is bounded; a cycle never ends, so it runs into
+    the visit bound. Costs ~1 µs for a small payload (one pass, no recursion).
     """
     size = 0
-    seen: set[int] = set()
+    visits = 0
     stack = [value]
-    pop, push, add = stack.pop, stack.append, seen.add
+    pop, push = stack.pop, stack.append
     while stack:
         x = pop()
-        ident = id(x)
-        if ident in seen:
-            return -1
-        add(ident)
+        visits += 1
         size += len(x)
         for y in x.values() if type(x) is dict else x:
             t = type(y)
@@ -59,7 +59,7 @@ def _plain_size(value: Any, limit: int) -> int:
                 push(y)
             elif t not in _PLAIN_SCALARS:
                 return -1
-        if size > limit or len(seen) > MAX_NODES:
+        if size > limit or visits > MAX_NODES:
             return -1
     return size
 

@@ -5,11 +5,20 @@ from __future__ import annotations
 import json
 from typing import Any
 
-__all__ = ["error_kind", "get", "header", "parse_arguments", "text_of_parts"]
+__all__ = ["error_kind", "get", "header", "parse_arguments", "sent_fields", "text_of_parts"]
 
 
 _MISSING = object()
 _ON_CLASS: dict[tuple[type, str], bool] = {}
+
+
+# The Stainless SDKs' placeholders for "not given": such a field is left out of the request.
+_NOT_SENT = frozenset({"Omit", "NotGiven"})
+
+
+def sent_fields(body: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a request body without the fields the SDK leaves out when it sends it."""
+    return {k: v for k, v in body.items() if type(v).__name__ not in _NOT_SENT}
 
 
 def get(obj: Any, *path: str) -> Any:

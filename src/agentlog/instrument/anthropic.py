@@ -28,7 +28,7 @@ from ._calls import (
     patch_stainless,
     patch_stainless_client,
 )
-from ._common import error_kind, get, header, parse_arguments
+from ._common import error_kind, get, header, parse_arguments, sent_fields
 
 __all__ = ["instrument", "instrument_client"]
 
@@ -108,7 +108,7 @@ class AnthropicAdapter(Adapter):
         if not isinstance(body, dict):
             return None
         model = body.get("model") if isinstance(body.get("model"), str) else None
-        return Begin(model=model, request=dict(body), messages=_messages(body), stream=bool(body.get("stream")))
+        return Begin(model=model, request=sent_fields(body), messages=_messages(body), stream=bool(body.get("stream")))
 
     def handle(self, call: Inference, result: Any) -> Any:
         _handle(self, call, result)

@@ -43,7 +43,7 @@ from ._calls import (
     patch_stainless,
     patch_stainless_client,
 )
-from ._common import error_kind, get, header, parse_arguments, text_of_parts
+from ._common import error_kind, get, header, parse_arguments, sent_fields, text_of_parts
 
 __all__ = ["instrument", "instrument_client"]
 
@@ -118,7 +118,7 @@ class OpenAIAdapter(Adapter):
             return None
         messages = _chat_messages(body) if endpoint == "chat" else _responses_messages(body)
         model = body.get("model") if isinstance(body.get("model"), str) else None
-        return Begin(model=model, request=dict(body), messages=messages, stream=bool(body.get("stream")))
+        return Begin(model=model, request=sent_fields(body), messages=messages, stream=bool(body.get("stream")))
 
     def handle(self, call: Inference, result: Any) -> Any:
         _handle(self, call, result)
