@@ -186,3 +186,53 @@ def test_a_process_that_dies_leaves_its_run_visibly_unfinished(db: Path) -> None
     assert run["status"] == "running" and run["ended_at"] is None and run["last_event_at"] is not None
     (call,) = query(db, "SELECT status, response_text FROM llm_calls")
     assert call["status"] == "running" and call["response_text"] == "half a sentence"
+
+
+def test_runs_pages_are_newest_first_contiguous_and_carry_their_totals(db: Path) -> None:
+    agentlog.configure(db)
+    for i in range(7):
+        with agentlog.run(f"job-{i}", tags=["even"] if i % 2 == 0 else None):
+            call = agentlog.inference("openai", "m", {"messages": []}).start()
+            call.finish("ok", usage={"input_tokens": 10 * i, "output_tokens": 1}, cost_usd=0.5)
+    agentlog.shutdown()
+    with agentlog.open(db) as store:
+        every = store.runs(include_implicit=False)
+        assert [r.name for r in every] == [f"job-{i}" for i in range(6, -1, -1)]
+        pages = [store.runs(include_implicit=False, limit=3, offset=o) for o in (0, 3, 6)]
+        assert [r for page in pages for r in page] == every
+        assert [(r.name, r.input_tokens, r.cost_usd, r.llm_calls) for r in pages[1]] == [
+            ("job-3", 30, 0.5, 1), ("job-2", 20, 0.5, 1), ("job-1", 10, 0.5, 1)
+        ]
+        assert [r.name for r in store.runs(tag="even", limit=2, offset=1)] == ["job-4", "job-2"]
+        assert [r.name for r in store.runs(name="job-*", status="ok", limit=1)] == ["job-6"]
+
+
+def test_a_runs_page_computes_the_per_run_totals_for_its_own_runs_only(db: Path) -> None:
+    """The totals are correlated subqueries in the runs view: they must not run for every run."""
+    from agentlog.store import queries
+
+    agentlog.configure(db)
+    with agentlog.run("one"):
+        pass
+    agentlog.shutdown()
+    with agentlog.open(db) as store:
+        conn, seen = store.connection, []
+        conn.set_trace_callback(seen.append)
+        queries.runs_page(conn, status=None, name=None, since=None, until=None, tag=None,
+                          include_implicit=True, limit=50, offset=0)
+        conn.set_trace_callback(None)
+        plan = conn.execute("EXPLAIN QUERY PLAN " + seen[-1], ("x",) * seen[-1].count("?")).fetchall()
+    parent = {r[0]: r[1] for r in plan}
+    detail = {r[0]: r[3] for r in plan}
+
+    def inside_the_id_list(node: int) -> bool:
+        while node:
+            if detail[node].startswith("LIST SUBQUERY"):
+                return True
+            node = parent[node]
+        return False
+
+    totals = [r[0] for r in plan if r[3].startswith("CORRELATED SCALAR SUBQUERY")]
+    assert totals, [r[3] for r in plan]  # the page itself has them
+    assert any(d.startswith("LIST SUBQUERY") for d in detail.values()), [r[3] for r in plan]
+    assert not any(inside_the_id_list(n) for n in totals), [r[3] for r in plan]

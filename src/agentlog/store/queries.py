@@ -62,10 +62,15 @@ def runs_page(
         args.append(tag)
     if not include_implicit:
         where.append("implicit = 0")
-    sql = "SELECT * FROM runs"
+    # The page's ids first, then the page: selecting only run_id lets SQLite drop the view's
+    # per-run totals (five correlated subqueries) for every run but the page's. Ordering all
+    # of `runs` by its text started_at computed them for every run in the store (0.3 s at
+    # 5,000 runs for a 50-run page).
+    page = "SELECT run_id FROM runs"
     if where:
-        sql += " WHERE " + " AND ".join(where)
-    sql += " ORDER BY started_at DESC, run_id DESC LIMIT ? OFFSET ?"
+        page += " WHERE " + " AND ".join(where)
+    page += " ORDER BY started_at DESC, run_id DESC LIMIT ? OFFSET ?"
+    sql = f"SELECT * FROM runs WHERE run_id IN ({page}) ORDER BY started_at DESC, run_id DESC"
     return conn.execute(sql, [*args, limit, offset]).fetchall()
 
 
