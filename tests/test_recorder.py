@@ -285,3 +285,41 @@ def test_fsync_mode_uses_full_synchronous_commits(db: Path) -> None:
     sink = rec.sinks[0]
     assert isinstance(sink, agentlog.SQLiteSink) and sink._conn is not None
     assert sink._conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+
+
+class _SlowSink(MemorySink):
+    """Takes 20 ms per batch: a writer that stays behind its producer."""
+
+    def write(self, events):  # type: ignore[no-untyped-def]
+        time.sleep(0.02)
+        super().write(events)
+
+
+def test_a_writer_that_stays_behind_lets_go_of_finished_streams() -> None:
+    """Gathered stream chunks are collected before every batch, not only once the queue is empty.
+
+    Otherwise every streamed call (holding its whole request) stays alive for as long as
+    the writer is behind: unbounded memory for an agent that keeps it busy.
+    """
+    import gc
+    import weakref
+
+    sink = _SlowSink()
+    agentlog.configure(sinks=[sink], batch_size=10, max_queue=100_000)
+    for i in range(400):  # a backlog of 40 batches, 0.8 s
+        agentlog.log(f"busy {i}")
+    time.sleep(0.05)  # the writer is inside its drain and will stay there
+    calls = []
+    for i in range(200):
+        call = agentlog.inference("openai", "m", {"messages": [{"role": "user", "content": "x" * 1000}]})
+        call.start()
+        call.delta(f"answer {i}")
+        call.finish()
+        calls.append(weakref.ref(call))
+        del call
+    time.sleep(0.3)  # 15 more batches; some 90 remain to write
+    assert agentlog.get_recorder().stats()["queued"] > 0
+    gc.collect()
+    assert sum(ref() is not None for ref in calls) == 0
+    assert agentlog.flush(30)
+    assert sum(e.type == "llm.delta" for e in sink.events) == 200

@@ -215,10 +215,15 @@ class Worker:
             log.exception("agentlog: internal error in the writer thread (the recorder continues)")
 
     def drain(self) -> None:
-        self.rec._flush_streams()  # stream chunks still gathered by their callers
         q = self.rec._queue
         size = self.batch_size
-        while q:
+        while True:
+            # Stream chunks still gathered by their callers, before every batch: a writer that
+            # is behind stays in this loop, and the streams tracked meanwhile (each holding its
+            # whole request) would otherwise pile up, and their chunks wait, until it catches up.
+            self.rec._flush_streams()
+            if not q:
+                break
             items: list[Item] = []
             marker: FlushMarker | None = None
             while q and len(items) < size:
