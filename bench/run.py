@@ -1,7 +1,8 @@
 """Run the benchmark suite, print a table per benchmark, write ``bench/results/latest.json``.
 
-    python -m bench            # full: 3 repetitions of every benchmark, 4-5 minutes
-    python -m bench --quick    # smoke run for CI: smaller samples, 2 repetitions, < 1 minute
+    python -m bench                        # full: 3 repetitions of every benchmark
+    python -m bench --quick                # smoke run for CI: smaller samples, < 1 minute
+    python -m bench --only peers,queries   # some benchmarks only
 
 Speed targets are checked and printed but never fail the run (a shared CI
 runner is no place to assert timings); only a correctness problem does, e.g.
@@ -26,6 +27,9 @@ from typing import Any
 
 from .ingest import run_ingest
 from .latency import QUANTILES, run_latency
+from .memory import print_memory, run_memory
+from .peers import print_peers, run_peers
+from .queries import SIZE_RATIO_MAX, TARGETS_MS, print_queries, run_queries
 from .sdk import run_sdk
 from .workload import TextPool, typical_payloads
 
@@ -38,6 +42,10 @@ P99_MAX_NS = 10_000
 INGEST_MIN_RATIO = 0.8
 SDK_CALL_MAX_PCT = 5.0
 SDK_CHUNK_MAX_US = 10.0
+OTEL_MIN_RATIO = 10.0
+PERSIST_MIN_RATIO = 5.0
+#: Every benchmark, in the order they run (``--only`` picks some).
+BENCHMARKS = ("latency", "ingest", "sdk", "peers", "memory", "queries")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -48,37 +56,62 @@ def main(argv: Sequence[str] | None = None) -> int:
     _warm_cpu()
     pool = TextPool()
     print(f"agentlog benchmarks ({mode}, {reps} repetition{'s' if reps > 1 else ''})\n")
-    latency = run_latency(typical_payloads(pool), args.quick, reps)
-    print_latency(latency)
-    ingest = run_ingest(pool, args.quick, reps)
-    print_ingest(ingest)
-    sdk = run_sdk(args.quick, reps)
-    print_sdk(sdk)
-    targets = check_targets(latency, ingest, sdk)
+    only = args.only
+    out: dict[str, Any] = {}
+    if "latency" in only:
+        out["latency"] = run_latency(typical_payloads(pool), args.quick, reps)
+        print_latency(out["latency"])
+    if "ingest" in only:
+        out["ingest"] = run_ingest(pool, args.quick, reps)
+        print_ingest(out["ingest"])
+    if "sdk" in only:
+        out["sdk"] = run_sdk(args.quick, reps)
+        print_sdk(out["sdk"])
+    if "peers" in only:
+        out["peers"] = run_peers(args.quick, reps)
+        print_peers(out["peers"], _fig, _table)
+    generated = None
+    if "queries" in only:  # before memory: a store made now is also the memory benchmark's flow
+        out["queries"] = run_queries(args.quick, reps)
+        generated = out["queries"]["generated"]
+    if "memory" in only:
+        out["memory"] = run_memory(args.quick, reps, generated)
+        print_memory(out["memory"], _fig, _table)
+    if "queries" in only:
+        print_queries(out["queries"], _fig, _table)
+    targets = check_targets(out)
     print_targets(targets)
     result = {
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "command": " ".join(["python -m bench", *(sys.argv[1:] if argv is None else argv)]),
         "mode": mode,
         "repetitions": reps,
+        "benchmarks": list(only),
         "machine": machine_info(),
-        "latency": latency,
-        "ingest": ingest,
-        "sdk": sdk,
+        **out,
         "targets": targets,
         "duration_s": round(time.perf_counter() - started, 1),
     }
-    out = args.out or RESULTS / "latest.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    print(f"\nwrote {out} in {result['duration_s']} s")
-    if not ingest["all_rows_ok"]:
-        print("FAILED: the store did not hold every published event", file=sys.stderr)
-        return 1
-    if not sdk["all_recorded_ok"]:
-        print("FAILED: some instrumented SDK call was not recorded in full", file=sys.stderr)
-        return 1
-    return 0
+    path = args.out or RESULTS / "latest.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    print(f"\nwrote {path} in {result['duration_s']} s")
+    return _failures(out)
+
+
+def _failures(out: dict[str, Any]) -> int:
+    """Exit status: 1 if any benchmark found a correctness problem (never for speed)."""
+    checks = (
+        ("ingest", "all_rows_ok", "the store did not hold every published event"),
+        ("sdk", "all_recorded_ok", "some instrumented SDK call was not recorded in full"),
+        ("peers", "all_ok", "a peer or agentlog did not store every event it was given"),
+        ("memory", "ok", "memory: an event was neither stored nor counted as dropped"),
+        ("queries", "ok", "queries: the store holds fewer events than generated"),
+    )
+    failed = [why for key, flag, why in checks if key in out and not out[key][flag]]
+    for why in failed:
+        print(f"FAILED: {why}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -90,7 +123,23 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--out", type=Path, default=None, help="JSON file (default bench/results/latest.json)"
     )
+    parser.add_argument(
+        "--only",
+        type=_benchmarks,
+        default=BENCHMARKS,
+        help=f"comma-separated benchmarks to run (default all: {','.join(BENCHMARKS)})",
+    )
     return parser.parse_args(argv)
+
+
+def _benchmarks(text: str) -> tuple[str, ...]:
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    unknown = [n for n in names if n not in BENCHMARKS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown benchmark {', '.join(unknown) or '(none)'}; choose from {','.join(BENCHMARKS)}"
+        )
+    return names
 
 
 def _warm_cpu(seconds: float = 0.3) -> None:
@@ -149,10 +198,34 @@ def _git_commit() -> str | None:
 
 
 # -- targets --------------------------------------------------------------------------------
-def check_targets(
-    latency: dict[str, Any], ingest: dict[str, Any], sdk: dict[str, Any]
-) -> list[dict[str, Any]]:
-    """The issue's targets against the medians over repetitions."""
+def check_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """The issue's targets against the medians over repetitions, for the benchmarks that ran."""
+    out: list[dict[str, Any]] = []
+    if "latency" in results:
+        out += _latency_targets(results["latency"])
+    if "ingest" in results:
+        out += _ingest_targets(results["ingest"])
+    if "sdk" in results:
+        out += _sdk_targets(results["sdk"])
+    if "peers" in results:
+        out += _peer_targets(results["peers"])
+    if "memory" in results:
+        m = results["memory"]
+        growth = m["blocked"]["growth_after_saturation"]
+        out.append(
+            _target(
+                "blocked store: RSS stops growing once queue and pending are full",
+                None if growth is None else growth["max"] * 100,
+                m["bounded"],
+                "%",
+            )
+        )
+    if "queries" in results:
+        out += _query_targets(results["queries"])
+    return out
+
+
+def _latency_targets(latency: dict[str, Any]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for name, sc in latency["scenarios"].items():
         p50 = sc["agentlog"]["p50"]["median"]
@@ -168,15 +241,23 @@ def check_targets(
             )
         )
         out.append(_target(f"{name}: p99 <= {P99_MAX_NS} ns", p99, p99 <= P99_MAX_NS, "ns"))
+    return out
+
+
+def _ingest_targets(ingest: dict[str, Any]) -> list[dict[str, Any]]:
     ratio = ingest["ratio_to_full_reference"]
-    out.append(
+    return [
         _target(
             f"ingest >= {INGEST_MIN_RATIO:.0%} of the same-schema reference",
             ratio,
             ratio >= INGEST_MIN_RATIO,
             "x",
         )
-    )
+    ]
+
+
+def _sdk_targets(sdk: dict[str, Any]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
     for name, case in sdk["cases"].items():
         pct = case["added_pct"]["median"]
         out.append(
@@ -194,6 +275,52 @@ def check_targets(
                     "us",
                 )
             )
+    return out
+
+
+def _peer_targets(peers: dict[str, Any]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    r = peers["ratios"]
+    if "otel_over_agentlog_p50" in r:
+        v = r["otel_over_agentlog_p50"]
+        out.append(
+            _target(
+                f"publish >= {OTEL_MIN_RATIO:g}x cheaper than an OTel span (p50)",
+                v,
+                v >= OTEL_MIN_RATIO,
+                "x",
+            )
+        )
+    for peer in ("mlflow", "llm"):
+        key = f"agentlog_over_{peer}_events_per_s"
+        if key in r:
+            out.append(
+                _target(
+                    f"persists >= {PERSIST_MIN_RATIO:g}x the events/s of {peer}",
+                    r[key],
+                    r[key] >= PERSIST_MIN_RATIO,
+                    "x",
+                )
+            )
+    return out
+
+
+def _query_targets(q: dict[str, Any]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for name, limit in TARGETS_MS.items():
+        ms = q["figures"][name]["api_ms"]["median"]
+        out.append(
+            _target(f"{name} at {q['events']:,} events <= {limit:g} ms", ms, ms <= limit, "ms")
+        )
+    ratio = q["size"]["ratio_to_raw_unique"]
+    out.append(
+        _target(
+            f"file <= {SIZE_RATIO_MAX:g}x the raw payload bytes",
+            ratio,
+            ratio <= SIZE_RATIO_MAX,
+            "x",
+        )
+    )
     return out
 
 
@@ -333,7 +460,7 @@ def print_sdk(sdk: dict[str, Any]) -> None:
 
 
 def print_targets(targets: list[dict[str, Any]]) -> None:
-    print("\n4. Targets (medians)\n")
+    print("\n7. Targets (medians)\n")
     rows = []
     for t in targets:
         rows.append(
@@ -347,6 +474,6 @@ def _measured(m: float | None, unit: str) -> str:
         return "n/a"
     if unit == "ns":
         return f"{m:,.0f} ns"
-    if unit in ("%", "us"):
+    if unit in ("%", "us", "ms"):
         return f"{m:,.1f} {unit}"
     return f"{m:.2f}x"

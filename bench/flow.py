@@ -1,0 +1,246 @@
+"""The child processes of the memory and queries benchmarks: ``python -m bench.flow '<json>'``.
+
+Each measurement runs in a fresh interpreter so that its resident set size is
+its own (a parent that has already run other benchmarks keeps their memory),
+and prints one JSON object on its last line of output. Modes:
+
+* ``flow``: publish the conversation workload (:mod:`bench.conversation`) through
+  the public producers until the store holds ``events`` rows, with default
+  settings. Like an agent that waits on its model, the producer pauses after a
+  run while more than ``backlog`` events are queued, so nothing is dropped and the
+  store can be queried afterwards.
+* ``blocked``: the same workload while another connection holds the write lock
+  (``BEGIN EXCLUSIVE``) for ``hold_s`` seconds, so no batch commits: what the
+  queue bound (``max_queue``) and the sink's pending bound hold, and what is dropped.
+* ``hold``: the reference for ``blocked``: the same events as the queue holds them
+  (the producers' tuples and payloads), ``count`` of them in a deque, no agentlog.
+
+RSS is sampled every 20 ms by a thread reading ``/proc/self/statm``, and the
+kernel's high-water mark (``VmHWM``) is read at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import sys
+import threading
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+__all__ = ["rss_bytes"]
+
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def rss_bytes() -> int:
+    """The current resident set size (Linux; 0 elsewhere)."""
+    try:
+        with open("/proc/self/statm", encoding="ascii") as f:
+            return int(f.read().split()[1]) * _PAGE
+    except OSError:
+        return 0
+
+
+def _hwm_bytes() -> int:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+class Sampler:
+    """Peak RSS, and what the recorder held when it was reached, every ``interval`` s."""
+
+    def __init__(self, interval: float = 0.02) -> None:
+        self.interval = interval
+        self.peak = 0
+        self.samples: list[tuple[float, int]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
+        self._t0 = time.perf_counter()
+
+    def __enter__(self) -> Sampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            rss = rss_bytes()
+            self.peak = max(self.peak, rss)
+            self.samples.append((time.perf_counter() - self._t0, rss))
+
+
+def _count(path: Path) -> int:
+    conn = sqlite3.connect(path)
+    try:
+        return int(conn.execute("SELECT count(*) FROM al_events").fetchone()[0])
+    finally:
+        conn.close()
+
+
+def flow(events: int, db: str, backlog: int) -> dict[str, Any]:
+    import agentlog
+    from agentlog.store.sqlite import connect_writer
+
+    from .conversation import publish_run, runs_for
+    from .workload import TextPool
+
+    path = Path(db)
+    connect_writer(path).close()
+    pool = TextPool()
+    rec = agentlog.configure(str(path))
+    baseline = rss_bytes()
+    n_runs = runs_for(events)
+    refused = 0
+    max_queued = 0
+    waited = 0.0
+    t0 = time.perf_counter()
+    with Sampler() as sampler:
+        for r in range(n_runs):
+            refused += publish_run(pool, r)
+            queued = rec.stats()["queued"]
+            max_queued = max(max_queued, queued)
+            while queued > backlog:
+                time.sleep(0.005)
+                waited += 0.005
+                queued = rec.stats()["queued"]
+        flushed = rec.flush(600)
+    seconds = time.perf_counter() - t0
+    stats = rec.stats()
+    agentlog.shutdown()
+    rows = _count(path)
+    return {
+        "runs": n_runs,
+        "rows": rows,
+        "seconds": seconds,
+        "events_per_s": rows / seconds,
+        "producer_waited_s": waited,
+        "baseline_rss": baseline,
+        "peak_rss": max(sampler.peak, baseline),
+        "hwm_rss": _hwm_bytes(),
+        "max_queued": max_queued,
+        "max_queue": rec.settings.max_queue,
+        "dropped": sum(stats["dropped"].values()) + refused,
+        "ok": flushed and not refused and not sum(stats["dropped"].values()),
+    }
+
+
+def blocked(db: str, max_queue: int, hold_s: float, busy_timeout_ms: int) -> dict[str, Any]:
+    import agentlog
+    from agentlog.store import sqlite as store_sqlite
+
+    from .conversation import EVENTS_PER_TURN, TURNS_PER_RUN, publish_run
+    from .workload import TextPool
+
+    # How long one commit attempt waits for the lock (agentlog's default is 10 s); a
+    # shorter wait in quick mode shows the pending bound within a few seconds.
+    store_sqlite.BUSY_TIMEOUT_MS = busy_timeout_ms
+    path = Path(db)
+    store_sqlite.connect_writer(path).close()
+    pool = TextPool()
+    rec = agentlog.configure(str(path), max_queue=max_queue)
+    publish_run(pool, 0)  # opens the store; committed before the lock is taken
+    rec.flush(60)
+    before = _count(path)
+    locker = sqlite3.connect(path, isolation_level=None)
+    locker.execute("BEGIN EXCLUSIVE")
+    baseline = rss_bytes()
+    per_run = 2 + EVENTS_PER_TURN * TURNS_PER_RUN
+    published = 0
+    saturated_rss = 0
+    held_max = 0
+    t0 = time.perf_counter()
+    with Sampler() as sampler:
+        r = 1
+        while time.perf_counter() - t0 < hold_s:
+            publish_run(pool, r)
+            published += per_run
+            r += 1
+            s = rec.stats()
+            held = s["queued"] + sum(x["pending"] for x in s["sinks"].values())
+            held_max = max(held_max, held)
+            if not saturated_rss and sum(s["dropped"].values()):
+                saturated_rss = rss_bytes()  # both bounds are full from here on
+            time.sleep(0.001)  # an agent waits on its model; the writer gets the GIL
+        end_rss = rss_bytes()
+    locker.execute("ROLLBACK")
+    locker.close()
+    flushed = rec.flush(120)
+    stats = rec.stats()
+    agentlog.shutdown()
+    written = _count(path) - before
+    dropped = sum(stats["dropped"].values())
+    return {
+        "max_queue": max_queue,
+        "hold_s": hold_s,
+        "busy_timeout_ms": busy_timeout_ms,
+        "published": published,
+        "written": written,
+        "dropped": dropped,
+        "dropped_by_reason": {k: v for k, v in stats["dropped"].items() if v},
+        "held_max": held_max,
+        "baseline_rss": baseline,
+        "peak_rss": max(sampler.peak, baseline),
+        "saturated_rss": saturated_rss,
+        "end_rss": end_rss,
+        "flushed": flushed,
+        # Every event is either in the store or counted as dropped; none vanish.
+        "ok": written + dropped == published and held_max <= 2 * max_queue + 1000,
+    }
+
+
+def hold(count: int) -> dict[str, Any]:
+    """``count`` queued events as the producers make them, in a deque: no writer, no agentlog."""
+    from .conversation import turns
+    from .workload import USAGE, TextPool
+
+    pool = TextPool()
+    q: deque[tuple[Any, ...]] = deque()
+    baseline = rss_bytes()
+    ns = time.time_ns()
+    run = 0
+    while len(q) < count:
+        for t in turns(pool, run):
+            payloads = [
+                {"index": t.index, "metadata": None},
+                {
+                    "provider": "openai",
+                    "model": t.request["model"],
+                    "name": None,
+                    "request": t.request,
+                },
+                {"text": "".join(t.deltas), "chunks": len(t.deltas), "first_ts": ns, "last_ts": ns},
+                {"id": t.call_id, "name": "search_docs", "arguments": t.arguments},
+                {"status": "ok", "stop_reason": "tool_calls", "usage": USAGE, "cost_usd": 0.00042},
+                {"name": "search_docs", "arguments": t.arguments, "tool_call_id": t.call_id},
+                {"status": "ok", "result": t.result, "duration_ms": 1.0},
+                {"level": "info", "message": t.log, "fields": {"step": t.index}},
+                {"status": "ok"},
+            ]
+            for i, p in enumerate(payloads):
+                q.append(("log", p, ns, i, f"run{run:026d}", f"turn{i:026d}", None, None, (), None))
+        run += 1
+    return {"count": len(q), "baseline_rss": baseline, "peak_rss": rss_bytes()}
+
+
+def main(argv: list[str]) -> int:
+    args = json.loads(argv[0])
+    mode = args.pop("mode")
+    result = {"flow": flow, "blocked": blocked, "hold": hold}[mode](**args)
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
