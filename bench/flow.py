@@ -10,8 +10,9 @@ and prints one JSON object on its last line of output. Modes:
   run while more than ``backlog`` events are queued, so nothing is dropped and the
   store can be queried afterwards.
 * ``blocked``: the same workload while another connection holds the write lock
-  (``BEGIN EXCLUSIVE``) for ``hold_s`` seconds, so no batch commits: what the
-  queue bound (``max_queue``) and the sink's pending bound hold, and what is dropped.
+  (``BEGIN EXCLUSIVE``), so no batch commits, until the queue bound (``max_queue``)
+  and the sink's pending bound are both full, then ``after_s`` seconds more: what
+  the bounds hold, whether memory still grows, and what is dropped.
 * ``hold``: the reference for ``blocked``: the same events as the queue holds them
   (the producers' tuples and payloads), ``count`` of them in a deque, no agentlog.
 
@@ -136,7 +137,7 @@ def flow(events: int, db: str, backlog: int) -> dict[str, Any]:
     }
 
 
-def blocked(db: str, max_queue: int, hold_s: float, busy_timeout_ms: int) -> dict[str, Any]:
+def blocked(db: str, max_queue: int, after_s: float, busy_timeout_ms: int) -> dict[str, Any]:
     import agentlog
     from agentlog.store import sqlite as store_sqlite
 
@@ -144,7 +145,7 @@ def blocked(db: str, max_queue: int, hold_s: float, busy_timeout_ms: int) -> dic
     from .workload import TextPool
 
     # How long one commit attempt waits for the lock (agentlog's default is 10 s); a
-    # shorter wait in quick mode shows the pending bound within a few seconds.
+    # shorter wait in quick mode fills the pending bound within a second or two.
     store_sqlite.BUSY_TIMEOUT_MS = busy_timeout_ms
     path = Path(db)
     store_sqlite.connect_writer(path).close()
@@ -159,32 +160,39 @@ def blocked(db: str, max_queue: int, hold_s: float, busy_timeout_ms: int) -> dic
     per_run = 2 + EVENTS_PER_TURN * TURNS_PER_RUN
     published = 0
     saturated_rss = 0
+    saturated_at = 0.0
+    saturated = (0, 0)  # events published and held when both bounds were full
     held_max = 0
     t0 = time.perf_counter()
     with Sampler() as sampler:
         r = 1
-        while time.perf_counter() - t0 < hold_s:
+        # Until the queue and the pending batches are both full (at most 120 s), then on for
+        # after_s seconds: from there on, memory must not grow.
+        while time.perf_counter() - (saturated_at or t0 + 120 - after_s) < after_s:
             publish_run(pool, r)
             published += per_run
             r += 1
             s = rec.stats()
             held = s["queued"] + sum(x["pending"] for x in s["sinks"].values())
             held_max = max(held_max, held)
-            if not saturated_rss and sum(s["dropped"].values()):
-                saturated_rss = rss_bytes()  # both bounds are full from here on
+            if not saturated_at and held >= 0.95 * 2 * max_queue:
+                saturated_at = time.perf_counter()
+                saturated_rss = rss_bytes()
+                saturated = (published, held)
             time.sleep(0.001)  # an agent waits on its model; the writer gets the GIL
         end_rss = rss_bytes()
     locker.execute("ROLLBACK")
     locker.close()
-    flushed = rec.flush(120)
+    flushed = rec.flush(300)
     stats = rec.stats()
     agentlog.shutdown()
     written = _count(path) - before
     dropped = sum(stats["dropped"].values())
     return {
         "max_queue": max_queue,
-        "hold_s": hold_s,
+        "after_s": after_s,
         "busy_timeout_ms": busy_timeout_ms,
+        "seconds_to_saturate": (saturated_at - t0) if saturated_at else None,
         "published": published,
         "written": written,
         "dropped": dropped,
@@ -193,6 +201,8 @@ def blocked(db: str, max_queue: int, hold_s: float, busy_timeout_ms: int) -> dic
         "baseline_rss": baseline,
         "peak_rss": max(sampler.peak, baseline),
         "saturated_rss": saturated_rss,
+        "published_at_saturation": saturated[0],
+        "held_at_saturation": saturated[1],
         "end_rss": end_rss,
         "flushed": flushed,
         # Every event is either in the store or counted as dropped; none vanish.

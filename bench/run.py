@@ -214,7 +214,7 @@ def check_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         growth = m["blocked"]["growth_after_saturation"]
         out.append(
             _target(
-                "blocked store: RSS stops growing once queue and pending are full",
+                "blocked store: once queue and pending are full, an event adds <= 10% of a held one",
                 None if growth is None else growth["max"] * 100,
                 m["bounded"],
                 "%",
