@@ -205,8 +205,9 @@ def blocked(db: str, max_queue: int, after_s: float, busy_timeout_ms: int) -> di
         "held_at_saturation": saturated[1],
         "end_rss": end_rss,
         "flushed": flushed,
-        # Every event is either in the store or counted as dropped; none vanish.
-        "ok": written + dropped == published and held_max <= 2 * max_queue + 1000,
+        # Every event is either in the store or counted as dropped; none vanish. (At least:
+        # a stream's gathered chunks become two events when the writer collects them mid-stream.)
+        "ok": written + dropped >= published and held_max <= 2 * max_queue + 1000,
     }
 
 
