@@ -157,7 +157,7 @@ def test_a_dead_sink_loses_only_what_it_could_not_hold_and_counts_it(caplog: pyt
     assert sum("no space left on device" in r.getMessage() for r in caplog.records) == 1  # logged once
 
 
-def test_processors_transform_and_filter_and_fail_closed() -> None:
+def test_processors_transform_and_filter_and_a_failing_one_masks_the_payload() -> None:
     def redact(ev: agentlog.Event) -> agentlog.Event | None:
         if ev.payload.get("secret"):
             ev.payload["secret"] = "[REDACTED]"
@@ -175,11 +175,14 @@ def test_processors_transform_and_filter_and_fail_closed() -> None:
     rec = Recorder(Settings.resolve(), sinks=[sink], processors=[redact, drop_debug, explode])
     rec.publish("log", {"secret": "sk-123", "level": "info"})
     rec.publish("log", {"level": "debug"})
-    rec.publish("log", {"boom": True})
+    rec.publish("log", {"boom": True, "message": "the hook never saw this", "status": "ok", "duration_ms": 3})
     rec.close()
     logs = [e.payload for e in sink.events if e.type == "log"]
-    assert logs == [{"secret": "[REDACTED]", "level": "info"}]
-    assert rec.stats()["dropped"]["processor_failed"] == 1
+    # Fail closed: the event stays (a span still closes), its text does not.
+    assert logs == [{"secret": "[REDACTED]", "level": "info"},
+                    {"status": "ok", "duration_ms": 3, "$redacted": "processor_failed",
+                     "processor": "test_processors_transform_and_filter_and_a_failing_one_masks_the_payload.<locals>.explode"}]
+    assert rec.stats()["masked"] == 1 and sum(rec.stats()["dropped"].values()) == 0
 
 
 def test_context_sinks_receive_only_events_published_inside(db: Path) -> None:
@@ -207,14 +210,15 @@ def test_recorder_counters_are_written_into_the_database(db: Path) -> None:
     assert query(db, "SELECT status FROM runs")[0][0] == "ok"
 
 
-def test_bad_settings_are_refused_with_the_setting_named(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bad_arguments_are_refused_with_the_setting_named(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(agentlog.ConfigError, match="durability"):
         agentlog.configure(durability="sometimes")
     with pytest.raises(agentlog.ConfigError, match="batch_size"):
         agentlog.configure(batch_size=0)
-    monkeypatch.setenv("AGENTLOG_KEEP_DELTAS", "maybe")
-    with pytest.raises(agentlog.ConfigError, match="AGENTLOG_KEEP_DELTAS"):
-        agentlog.configure()
+    with pytest.raises(agentlog.ConfigError, match="flush_interval"):
+        agentlog.configure(flush_interval=float("nan"))
+    monkeypatch.setenv("AGENTLOG_KEEP_DELTAS", "maybe")  # the environment's mistakes are not raised
+    assert Settings.resolve().keep_deltas is False
     monkeypatch.setenv("AGENTLOG_KEEP_DELTAS", "yes")
     monkeypatch.setenv("AGENTLOG_FLUSH_INTERVAL", "0.25")
     s = Settings.resolve(flush_interval=0.5)

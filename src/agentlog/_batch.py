@@ -23,14 +23,14 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .events import Event
-from .processors import MEDIA_MIN_CHARS, consolidate_deltas
+from .processors import MEDIA_MIN_CHARS, consolidate_deltas, redact_deltas
 from .processors import strip_media_value as _strip_media
 
 if TYPE_CHECKING:
     from .recorder import Recorder
     from .sinks.base import Sink
 
-__all__ = ["FlushMarker", "SinkSlot", "Waiter", "Worker"]
+__all__ = ["FORK_WAIT", "FlushMarker", "SinkSlot", "Waiter", "Worker", "io_lock"]
 
 log = logging.getLogger("agentlog")
 
@@ -42,10 +42,41 @@ _MEDIA_HINTS = (b"base64", b'"data":"', b"b64_json", b'"audio":"')
 _BACKOFF_MIN = 0.05
 _BACKOFF_MAX = 2.0
 _LOG_EVERY = 60.0
+#: The longest a stream's last chunks are held back while they may begin a secret.
+HOLD_SECONDS = 1.0
+
+
+# Held by the writer while a sink does I/O, and taken by os.fork() (recorder.py) for at most
+# FORK_WAIT seconds: a child forked while another thread is inside SQLite could inherit one
+# of SQLite's process-wide mutexes locked, and hang at its first query.
+io_lock = threading.Lock()
+FORK_WAIT = 1.0
 
 
 def _may_hold_media(data: bytes) -> bool:
     return any(hint in data for hint in _MEDIA_HINTS)
+
+
+#: Kept from a payload that a failed processor masks: the span's outcome and its numbers.
+_MASK_KEEP = frozenset({"status", "duration_ms", "cost_usd", "ttft_ms", "usage"})
+
+
+def masked_event(ev: Event, proc: Any) -> Event:
+    """``ev`` with its payload replaced, except outcome and numbers: a failed hook fails closed.
+
+    The event itself is kept (a span still closes, a run still ends) so the record
+    shows that something happened and what the hook did not get to see.
+    """
+    keep = {k: v for k, v in ev.payload.items() if k in _MASK_KEEP and (
+        k != "usage" or (isinstance(v, dict) and all(isinstance(n, (int, float, type(None))) for n in v.values())))}
+    if not isinstance(keep.get("status", ""), str) or len(keep.get("status", "")) > 20:
+        keep.pop("status")
+    for k in ("duration_ms", "cost_usd", "ttft_ms"):
+        if k in keep and not isinstance(keep[k], (int, float, type(None))):
+            keep.pop(k)
+    name = getattr(proc, "__qualname__", None) or type(proc).__name__
+    return Event(ev.type, ev.event_id, ev.ts, ev.seq, ev.run_id, ev.turn_id, ev.span_id, ev.parent_span_id,
+                 {**keep, "$redacted": "processor_failed", "processor": str(name)[:200]})
 
 
 class FlushMarker:
@@ -137,7 +168,8 @@ class SinkSlot:
 
     def _write(self, events: Sequence[Event]) -> bool:
         try:
-            self.sink.write(events)
+            with io_lock:
+                self.sink.write(events)
         except Exception as exc:
             self.errors += 1
             self.last_error = f"{type(exc).__name__}: {exc}"
@@ -187,6 +219,12 @@ class Worker:
         self.max_event_bytes = s.max_event_bytes
         self.max_string_bytes = s.max_string_bytes
         self.strip_media = not s.keep_media
+        self.redact = s.redact_secrets
+        self.redacted = 0  # events in which a secret was replaced (read by stats())
+        self.masked = 0  # events whose payload was masked because a processor failed
+        # Stream chunks that may end in the first part of a secret, written with the next batch.
+        self.held: list[tuple[Event, Any]] = []
+        self.held_since = 0.0
         self.stop = threading.Event()
         self.in_flight: list[Item] = []  # the batch being processed (counted if close() gives up)
         self.thread = threading.Thread(target=self._run, name="agentlog-writer", daemon=True)
@@ -232,19 +270,26 @@ class Worker:
                     marker = it
                     break
                 items.append(it)
-            if items:
-                self.in_flight = items
-                try:
-                    self.process(items)
-                except Exception:
-                    self._lose(items, "internal_error")
-                    raise
-                finally:
-                    self.in_flight = []
+            # A flush or the shutdown writes held stream chunks too: flush() promises all.
+            release = marker is not None or self.stop.is_set()
+            if items or (release and self.held):
+                self._process_guarded(items, release)
             if marker is not None:
                 marker.ok = self.retry_all(force=True)
                 marker.done.set()
+        if self.held and (self.stop.is_set() or time.monotonic() - self.held_since >= HOLD_SECONDS):
+            self._process_guarded([], release=True)  # a stream that stalled: write what it sent
         self.retry_all()
+
+    def _process_guarded(self, items: list[Item], release: bool) -> None:
+        self.in_flight = items
+        try:
+            self.process(items, release)
+        except Exception:
+            self._lose(items, "internal_error")
+            raise
+        finally:
+            self.in_flight = []
 
     def retry_all(self, force: bool = False) -> bool:
         ok = True
@@ -267,17 +312,19 @@ class Worker:
         self.push_stats(final=True)
         for slot in slots:
             try:
-                slot.sink.flush(max(0.0, deadline - time.monotonic()))
-                slot.sink.close()
+                with io_lock:
+                    slot.sink.flush(max(0.0, deadline - time.monotonic()))
+                    slot.sink.close()
             except Exception:
                 log.exception("agentlog: sink %s failed to close", slot.name)
 
     # -- one batch -----------------------------------------------------------------
-    def process(self, items: list[Item]) -> None:
+    def process(self, items: list[Item], release: bool = True) -> None:
         rec = self.rec
         make_id = rec._ids
-        events: list[Event] = []
-        extra: list[tuple[Any, ...]] = []
+        held, self.held = self.held, []
+        events: list[Event] = [ev for ev, _ in held]
+        extra: list[tuple[Any, ...]] = [sinks for _, sinks in held]
         waiters: list[Waiter] = []
         for typ, payload, ns, seq, run_id, turn_id, span_id, parent, sinks, waiter in items:
             if type(payload) is not dict:
@@ -290,8 +337,20 @@ class Worker:
                 waiters.append(waiter)
         if not self.keep_deltas:
             events, extra = consolidate_deltas(events, extra)
-        events, extra = self._run_processors(events, extra)
+        if self.redact:
+            # Before anything else sees the batch. No holding in sync mode: its waiters
+            # are told "committed" below, and a held chunk would not be.
+            events, extra, self.held = redact_deltas(events, extra, hold=not (release or rec._sync))
+            if self.held and not held:
+                self.held_since = time.monotonic()
         events, extra = self._encode(events, extra)
+        if rec._processors:
+            # Processors see redacted, JSON-safe payloads; what they return is encoded
+            # (and redacted) again.
+            events, extra = self._run_processors(events, extra)
+            for ev in events:
+                ev._json = None
+            events, extra = self._encode(events, extra)
         self.push_stats()
         ok = True
         for slot in rec._slots:
@@ -314,13 +373,15 @@ class Worker:
             current: Event | None = ev
             for proc in processors:
                 assert current is not None
+                before = current
                 try:
                     current = proc(current)
                 except Exception:
                     # Fail closed: a broken redaction hook must not let data through.
-                    self.rec._count_drop("processor_failed")
-                    log.exception("agentlog: processor %r failed; the event was not written", proc)
-                    current = None
+                    self.masked += 1
+                    log.exception("agentlog: processor %r failed; the %s event's payload was masked",
+                                  proc, before.type)
+                    current = masked_event(before, proc)
                 if current is None:
                     break
             if current is not None:
@@ -331,7 +392,10 @@ class Worker:
     def _encode(
         self, events: list[Event], extra: list[tuple[Any, ...]]
     ) -> tuple[list[Event], list[tuple[Any, ...]]]:
-        from ._encode import EncodeError, encode_payload  # orjson: loaded with the first batch
+        import orjson  # loaded with the first batch
+
+        from ._encode import EncodeError, encode_payload
+        from ._secrets import redact_json
 
         out_e: list[Event] = []
         out_x: list[tuple[Any, ...]] = []
@@ -347,6 +411,11 @@ class Worker:
                 stripped = _strip_media(stored)
                 if stripped is not stored:
                     data, stored = encode_payload(stripped, self.max_event_bytes, self.max_string_bytes)
+            if self.redact:
+                clean = redact_json(data)
+                if clean is not None:
+                    data, stored = clean, orjson.loads(clean)
+                    self.redacted += 1
             ev.payload = stored
             ev._json = data
             out_e.append(ev)
@@ -373,7 +442,8 @@ class Worker:
                 note(stats)
                 if final and slot.healthy:
                     try:
-                        slot.sink.write([])  # stats only
+                        with io_lock:
+                            slot.sink.write([])  # stats only
                     except Exception:
                         log.exception("agentlog: could not store final counters in %s", slot.name)
 

@@ -23,11 +23,15 @@ keep_media                 AGENTLOG_KEEP_MEDIA     false: base64 images/audio in
 secret_names               AGENTLOG_SECRET_NAMES   :data:`SECRET_NAMES`: tool arguments named like these are masked
                                                    (comma-separated in the environment; replaces the list)
 handle_sigterm             AGENTLOG_HANDLE_SIGTERM true: SIGTERM writes what is queued, then the host's handler (or the default) runs
+redact_secrets             (none: argument only)   true: credentials recognised by shape are replaced by ``[REDACTED:kind]``
+                                                   on the writer thread before any processor or sink sees them
 =========================  ======================  ==========================================
 """
 
 from __future__ import annotations
 
+import logging
+import math
 import os
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -57,6 +61,10 @@ SECRET_NAMES: tuple[str, ...] = (
     "token",
 )
 
+#: Settings no environment variable can change: turning redaction off must be a decision in
+#: code, not something a process inherits from its environment.
+_ARGUMENT_ONLY = frozenset({"redact_secrets"})
+
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -79,6 +87,7 @@ class Settings:
     keep_media: bool = False
     secret_names: tuple[str, ...] = SECRET_NAMES
     handle_sigterm: bool = True
+    redact_secrets: bool = True
 
     def __post_init__(self) -> None:
         if self.durability not in ("async", "sync"):
@@ -86,8 +95,9 @@ class Settings:
         if self.on_full not in ("drop", "block"):
             raise ConfigError(f"on_full must be 'drop' or 'block', got {self.on_full!r}")
         for name in ("flush_interval", "block_timeout", "sync_timeout", "shutdown_timeout"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"{name} must be >= 0 seconds, got {getattr(self, name)!r}")
+            value = getattr(self, name)
+            if not 0 <= value < math.inf:  # NaN and infinity too: threading's waits refuse them
+                raise ConfigError(f"{name} must be a finite number of seconds >= 0, got {value!r}")
         for name in ("batch_size", "max_queue", "max_event_bytes", "max_string_bytes"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)!r}")
@@ -99,21 +109,80 @@ class Settings:
 
     @classmethod
     def resolve(cls, **explicit: Any) -> Settings:
-        """Build settings from explicit values (None = not given), then env, then defaults."""
+        """Build settings from explicit values (None = not given), then env, then defaults.
+
+        A bad explicit value raises :class:`ConfigError` (a bug in the caller's code). A bad
+        ``AGENTLOG_*`` value never raises: the recorder is often built lazily inside
+        ``publish()``, which must not fail the host; the setting keeps its default and one
+        warning names the variable, the value and what is accepted.
+        """
         known = {f.name: f for f in fields(cls)}
         unknown = set(explicit) - set(known)
         if unknown:
             raise ConfigError(f"unknown setting(s): {', '.join(sorted(unknown))}")
         values: dict[str, Any] = {}
+        from_env: list[tuple[str, str]] = []
         for name, f in known.items():
             value = explicit.get(name)
-            if value is None:
-                env = os.environ.get(f"AGENTLOG_{name.upper()}")
-                if env is None:
-                    continue
-                value = _parse_env(name, env, type(f.default))
-            values[name] = _coerce(name, value, type(f.default))
-        return cls(**values)
+            if value is not None:
+                values[name] = _coerce(name, value, type(f.default))
+                continue
+            if name in _ARGUMENT_ONLY:
+                continue
+            raw = os.environ.get(f"AGENTLOG_{name.upper()}")
+            if raw is None:
+                continue
+            try:
+                value = _coerce(name, _parse_env(name, raw, type(f.default)), type(f.default))
+                cls(**{name: value})  # the setting's own checks, alone
+                if name == "db":
+                    resolve_db_path(value)
+            except ConfigError as exc:
+                _warn_env(name, raw, exc)
+                continue
+            values[name] = value
+            from_env.append((name, raw))
+        while True:
+            try:
+                return cls(**values)
+            except ConfigError as exc:
+                if not from_env:
+                    raise
+                # Settings that only conflict together (max_string_bytes > max_event_bytes):
+                # the environment's values give way, last first.
+                name, raw = from_env.pop()
+                del values[name]
+                _warn_env(name, raw, exc)
+
+
+_ACCEPTED = {
+    "db": "a file path or sqlite:///path",
+    "durability": "'async' or 'sync'",
+    "on_full": "'drop' or 'block'",
+    "secret_names": "comma-separated names",
+}
+_warned: set[tuple[str, str]] = set()
+
+
+def _accepted(name: str) -> str:
+    if name in _ACCEPTED:
+        return _ACCEPTED[name]
+    kind = type(getattr(Settings, name))
+    if kind is bool:
+        return "true/false (1/0, yes/no, on/off)"
+    if kind is int:
+        return "a whole number >= 1"
+    return "a number of seconds >= 0"
+
+
+def _warn_env(name: str, raw: str, exc: Exception) -> None:
+    """Log once per variable and value: a bad environment must not break the host."""
+    if (name, raw) in _warned:
+        return
+    _warned.add((name, raw))
+    logging.getLogger("agentlog").warning(
+        "agentlog: ignoring AGENTLOG_%s=%r (%s); accepted: %s; using the default %r",
+        name.upper(), raw, exc, _accepted(name), getattr(Settings, name))
 
 
 def _parse_env(name: str, raw: str, kind: type) -> Any:

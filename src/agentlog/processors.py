@@ -14,7 +14,7 @@ from typing import Any
 
 from .events import Event
 
-__all__ = ["DELTA_TYPES", "Processor", "consolidate_deltas"]
+__all__ = ["DELTA_TYPES", "Processor", "consolidate_deltas", "redact_deltas"]
 
 Processor = Callable[[Event], "Event | None"]
 
@@ -155,3 +155,83 @@ def strip_inline_media(event: Event) -> Event:
         if stripped is not event.payload:
             event.payload = stripped
     return event
+
+
+# -- secrets in streams ----------------------------------------------------------------------
+def _rewrite(texts: list[str], secrets: list[tuple[int, int, str]]) -> list[str]:
+    """Chunk texts with each secret of their joined text replaced: the marker goes where
+    the secret starts, and the rest of it is cut from the chunks it runs into."""
+    from ._secrets import marker
+
+    joined = "".join(texts)
+    out = []
+    a = 0
+    for text in texts:
+        b = a + len(text)
+        pieces = []
+        pos = a
+        for s, e, kind in secrets:
+            if e <= pos or s >= b:
+                continue
+            if s > pos:
+                pieces.append(joined[pos:s])
+            if s >= a:
+                pieces.append(marker(kind))
+            pos = min(e, b)
+        if pos < b:
+            pieces.append(joined[pos:b])
+        out.append("".join(pieces))
+        a = b
+    return out
+
+
+def redact_deltas(
+    events: list[Event], extra: list[Any], hold: bool
+) -> tuple[list[Event], list[Any], list[tuple[Event, Any]]]:
+    """Redact secrets across the chunks of each stream, and hold back a stream's last chunks
+    while its text ends in what may be the first part of a secret.
+
+    A run is the consecutive deltas of one kind in one span (as in
+    :func:`consolidate_deltas`); its chunks' texts are searched joined, so a key split
+    between two chunks is found (with ``keep_deltas=True`` each chunk stays an event).
+    The run a batch ends with, in a span with no later event, may be continued by the
+    next batch: with ``hold``, its chunks from the possible start of a secret on are
+    returned apart (the writer puts them before the next batch) instead of written.
+    """
+    from ._secrets import find_secrets, stream_hold_from
+
+    runs: list[list[int]] = []
+    open_by_span: dict[str | None, list[int]] = {}
+    for i, ev in enumerate(events):
+        current = open_by_span.get(ev.span_id)
+        if ev.type in DELTA_TYPES and isinstance(ev.payload.get("text"), str):
+            if current is not None and events[current[0]].type == ev.type:
+                current.append(i)
+                continue
+            if current is not None:
+                runs.append(current)
+            open_by_span[ev.span_id] = [i]
+        elif current is not None:
+            runs.append(open_by_span.pop(ev.span_id))
+    held_idx: set[int] = set()
+    for run in [*runs, *open_by_span.values()]:
+        texts = [events[i].payload["text"] for i in run]
+        if hold and run is open_by_span.get(events[run[0]].span_id):
+            at = stream_hold_from("".join(texts))
+            if at is not None:
+                end = 0
+                for n, text in enumerate(texts):
+                    end += len(text)
+                    if end > at:
+                        held_idx.update(run[n:])
+                        run, texts = run[:n], texts[:n]
+                        break
+        secrets = find_secrets("".join(texts)) if texts else []
+        if secrets:
+            for i, text in zip(run, _rewrite(texts, secrets), strict=True):
+                events[i].payload = {**events[i].payload, "text": text}
+    if not held_idx:
+        return events, extra, []
+    held = [(events[i], extra[i]) for i in sorted(held_idx)]
+    keep = [i for i in range(len(events)) if i not in held_idx]
+    return [events[i] for i in keep], [extra[i] for i in keep], held

@@ -26,7 +26,12 @@ from typing import Any
 
 from .context import SpanScope, outcome
 from .recorder import get_recorder
-from .tools import ToolCall, note_request, tool_call  # the tool producers moved to tools.py
+from .tools import (  # the tool producers moved to tools.py
+    ToolCall,
+    mask_secrets,
+    note_request,
+    tool_call,
+)
 
 __all__ = ["Inference", "ToolCall", "inference", "log", "snapshot", "tool_call", "usage"]
 
@@ -278,8 +283,15 @@ def inference(
 
 
 def log(message: str, level: str = "info", **fields: Any) -> bool:
-    """A log / info event in the current run, turn and span (e.g. "mode switched")."""
-    return get_recorder().publish("log", {"level": level, "message": message, "fields": fields or None})
+    """A log / info event in the current run, turn and span (e.g. "mode switched").
+
+    Fields named like secrets (``api_key=...``, see ``secret_names``) are masked here, as
+    tool arguments are; credentials by shape anywhere are redacted on the writer thread.
+    """
+    rec = get_recorder()
+    if fields:
+        fields = mask_secrets(fields, rec.settings.secret_names)
+    return rec.publish("log", {"level": level, "message": message, "fields": fields or None})
 
 
 def snapshot(state: Any, phase: str = "pre", **fields: Any) -> bool:

@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from . import _ids
+from . import _batch, _ids
 from ._batch import FlushMarker, SinkSlot, Waiter, Worker
 from ._frame import Frame, RunState, frame_var
 from .config import Settings, resolve_db_path
@@ -50,7 +50,6 @@ _DROP_REASONS = (
     "queue_full",
     "too_large",
     "unserialisable",
-    "processor_failed",
     "sink_failed",
     "sink_rejected",
     "closed",
@@ -90,6 +89,8 @@ class Recorder:
         self._sync = self.settings.durability == "sync"
         self._last_pushed_stats: dict[str, Any] | None = None
         self._init_runtime()
+        if not self.settings.redact_secrets:
+            log.warning("agentlog: redact_secrets=False: credentials in payloads are recorded as they are")
         _live.add(self)
         if self.settings.handle_sigterm:
             _install_sigterm_handler()
@@ -317,8 +318,10 @@ class Recorder:
             "writer_id": self._writer_id,
             "pid": self._pid,
             "started_at": self._started_at,
-            "queued": len(self._queue),
+            "queued": len(self._queue) + len(self._worker.held),
             "dropped": dropped,
+            "redacted": self._worker.redacted,
+            "masked": self._worker.masked,
             "internal_errors": internal,
             "sinks": {
                 s.name: {
@@ -419,6 +422,7 @@ def configure(
     keep_media: bool | None = None,
     secret_names: Sequence[str] | None = None,
     handle_sigterm: bool | None = None,
+    redact_secrets: bool | None = None,
     sinks: Sequence[Sink] | None = None,
     extra_sinks: Sequence[Sink] = (),
     processors: Iterable[Processor] = (),
@@ -447,6 +451,7 @@ def configure(
         keep_media=keep_media,
         secret_names=secret_names,
         handle_sigterm=handle_sigterm,
+        redact_secrets=redact_secrets,
     )
     if sinks is None:
         path = resolve_db_path(settings.db)
@@ -537,10 +542,63 @@ def _on_sigterm(signum: int, frame: Any) -> None:
     os.kill(os.getpid(), signal.SIGTERM)
 
 
+_fork_holds_io = False
+_mp_hooked = False
+
+
+def _before_fork() -> None:
+    """Let the writer finish the SQLite call it is in (at most FORK_WAIT s) before forking."""
+    global _fork_holds_io
+    _hook_multiprocessing()
+    if any(r._worker.thread is threading.current_thread() for r in list(_live)):
+        return  # a sink forking from the writer itself: it already holds the lock
+    _fork_holds_io = _batch.io_lock.acquire(timeout=_batch.FORK_WAIT)
+
+
+def _hook_multiprocessing() -> None:
+    """Make multiprocessing's children write what they queued before they exit.
+
+    A multiprocessing child ends with ``os._exit()`` after its own exit function, so
+    atexit never runs there: events published by a pool task in its last
+    ``flush_interval`` would be lost. multiprocessing clears the finalizers a child
+    inherits, then runs its after-fork callbacks; ours registers the close there.
+    """
+    global _mp_hooked
+    util = sys.modules.get("multiprocessing.util")
+    if _mp_hooked or util is None:
+        return
+    _mp_hooked = True
+    util.register_after_fork(_MP_ANCHOR, _register_mp_finalizer)
+
+
+class _Anchor:
+    """multiprocessing keys its after-fork callbacks by a live, weak-referenceable object."""
+
+
+_MP_ANCHOR = _Anchor()
+
+
+def _register_mp_finalizer(_: object) -> None:
+    import multiprocessing.util
+
+    multiprocessing.util.Finalize(None, _close_all_at_exit, exitpriority=-1000)
+
+
+def _after_fork_in_parent() -> None:
+    global _fork_holds_io
+    if _fork_holds_io:
+        _fork_holds_io = False
+        _batch.io_lock.release()
+
+
 def _after_fork_in_child() -> None:
+    global _fork_holds_io
+    _fork_holds_io = False
+    _batch.io_lock = threading.Lock()  # the parent's writer may hold the inherited one
     for r in list(_live):
         r._after_fork_child()
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+    os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent,
+                        after_in_child=_after_fork_in_child)

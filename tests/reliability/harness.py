@@ -124,7 +124,7 @@ def as_unprivileged(code: str) -> str:
     return textwrap.dedent(f"""
         import json, logging, os, pwd, sqlite3, sys, time, hashlib, socket, traceback, linecache
         import orjson, click
-        import agentlog, agentlog._encode, agentlog.cli, agentlog.doctor, agentlog.reader
+        import agentlog, agentlog._encode, agentlog._secrets, agentlog.cli, agentlog.doctor, agentlog.reader
         import agentlog.sinks.sqlite, agentlog.store.sqlite, agentlog.store.migrate, agentlog.store.queries
         agentlog.store.migrate.load_migrations()
         _u = pwd.getpwnam({UNPRIVILEGED!r})

@@ -141,6 +141,7 @@ _ORDER = (
 _KIND_OF = {"llm": "llm", "tool": "tool", "span": "span"}
 _NO_TOKENS: tuple[None, ...] = (None,) * len(USAGE_KEYS)
 _HOST = socket.gethostname()
+_INHERITED: list[sqlite3.Connection] = []  # connections a forked child must never touch
 
 
 def _busy(exc: BaseException) -> bool:
@@ -257,7 +258,12 @@ class SQLiteSink:
             conn.close()
 
     def after_fork(self) -> None:
-        self._conn = None  # the parent's connection: not ours to use or close
+        # The parent's connection: not ours to use or to close. Dropping the last reference
+        # would close it (sqlite3_close in the child, on the parent's file and locks), so it
+        # is kept, unused, for the life of the child.
+        if self._conn is not None:
+            _INHERITED.append(self._conn)
+        self._conn = None
         self._positions.clear()
         self._known.clear()
 
