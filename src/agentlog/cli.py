@@ -29,10 +29,15 @@ __all__ = ["main"]
 F = TypeVar("F", bound=Callable[..., Any])
 
 # C0 controls except tab and newline, DEL and the C1 controls: shown as \xNN so
-# recorded text can print escape sequences as data but never send them.
+# recorded text can print escape sequences as data but never send them. Bidirectional
+# embeddings, overrides and isolates (which reorder what the terminal shows: "Trojan
+# Source") and the Unicode line separators are shown as \uNNNN.
 _CONTROLS = [*range(0x00, 0x09), *range(0x0B, 0x20), 0x7F, *range(0x80, 0xA0)]
-_VISIBLE = {c: f"\\x{c:02x}" for c in _CONTROLS}
-_JSON_SAFE = {c: f"\\u{c:04x}" for c in (0x7F, *range(0x80, 0xA0))}
+_REORDERING = [*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x2028, 0x2029]
+_VISIBLE = {c: f"\\x{c:02x}" for c in _CONTROLS} | {c: f"\\u{c:04x}" for c in _REORDERING}
+_JSON_SAFE = {c: f"\\u{c:04x}" for c in (0x7F, *range(0x80, 0xA0), *_REORDERING)}
+# In a table cell a newline would start a row of its own: a stored name could forge one.
+_CELL = _VISIBLE | {0x0A: "\\n", 0x09: "\\t"}
 
 
 def _safe(text: Any) -> str:
@@ -166,7 +171,7 @@ def _width() -> int:
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], right: set[int]) -> None:
     """Print aligned columns; ``right`` holds the indexes of right-aligned columns."""
-    cells = [[_safe(c) for c in row] for row in rows]
+    cells = [[str(c).translate(_CELL) for c in row] for row in rows]
     widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
 
     def line(values: Sequence[str]) -> str:
