@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import socket
 import sqlite3
 import time
@@ -31,7 +32,15 @@ import orjson
 
 from ..errors import UnusableStoreError
 from ..events import SPAN_CLOSING, USAGE_KEYS, Event
-from ..store.sqlite import connect_writer, fallback_path, is_damage
+from ..store.sqlite import (
+    BUSY_TIMEOUT_MS,
+    WAL_CHECK_EVERY,
+    WAL_RESTART_BYTES,
+    WAL_RESTART_WAIT_MS,
+    connect_writer,
+    fallback_path,
+    is_damage,
+)
 
 __all__ = ["SQLiteSink"]
 
@@ -214,6 +223,7 @@ class SQLiteSink:
         self.fallback: Path | None = None  # set once events go to the fallback file
         self._damage: str | None = None  # the original failed as damaged while in use
         self._checked = False
+        self._next_wal_check = 0.0
 
     # -- the contract ----------------------------------------------------------------
     def write(self, events: Sequence[Event]) -> None:
@@ -235,6 +245,7 @@ class SQLiteSink:
             self._write_messages(conn, events)
             self._write_stats(conn)
             conn.execute("COMMIT")
+            self._bound_wal(conn)
         except BaseException as exc:
             self._positions.clear()  # positions read inside the failed transaction
             self._span_tail.clear()
@@ -291,6 +302,35 @@ class SQLiteSink:
                 self._conn = connect_writer(self.fallback or self.path, fsync=self.fsync)
             self._checked = True
         return self._conn
+
+    def _bound_wal(self, conn: sqlite3.Connection) -> None:
+        """Restart the WAL when readers have kept it from restarting by itself.
+
+        SQLite's automatic checkpoints are PASSIVE: they copy what no reader still
+        needs, and the next commit rewinds the WAL only if, at that moment, no reader
+        holds a snapshot inside it. A reader that keeps opening short transactions can
+        hold one at every commit, and the WAL then grows without end. Past
+        ``WAL_RESTART_BYTES`` (checked at most once a second, one ``stat``), a RESTART
+        checkpoint waits up to ``WAL_RESTART_WAIT_MS`` for the readers of old snapshots
+        to finish (new ones read the database file), so the next commit rewinds the
+        WAL, and ``journal_size_limit`` then truncates the file. A reader that holds
+        one transaction open keeps everything written since it began, by design; the
+        WAL is rewound within about a second after it ends.
+        """
+        now = time.monotonic()
+        if now < self._next_wal_check:
+            return
+        self._next_wal_check = now + WAL_CHECK_EVERY
+        try:
+            if os.stat(f"{self.fallback or self.path}-wal").st_size <= WAL_RESTART_BYTES:
+                return
+            conn.execute(f"PRAGMA busy_timeout={WAL_RESTART_WAIT_MS}")
+            try:
+                conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
+            finally:
+                conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        except (OSError, sqlite3.Error):
+            pass  # the batch is committed; a later check tries again
 
     def _use_fallback(self, reason: str) -> None:
         self.fallback = fallback_path(self.path)

@@ -25,6 +25,12 @@ from .migrate import check_not_newer, migrate
 __all__ = ["backup", "check_usable", "connect_reader", "connect_writer", "fallback_path", "is_damage"]
 
 BUSY_TIMEOUT_MS = 10_000
+#: WAL bounds (see SQLiteSink._bound_wal): a WAL is truncated to JOURNAL_SIZE_LIMIT when it
+#: is rewound; past WAL_RESTART_BYTES the writer forces the rewind, checking once a second.
+JOURNAL_SIZE_LIMIT = 8 * 1024 * 1024
+WAL_RESTART_BYTES = 16 * 1024 * 1024
+WAL_RESTART_WAIT_MS = 50
+WAL_CHECK_EVERY = 1.0
 #: Files up to this size get a full ``PRAGMA quick_check`` before the first write
 #: (tens of milliseconds); larger ones only the cheap checks, since a writer opens
 #: its file at every process start.
@@ -153,6 +159,7 @@ def connect_writer(path: Path, *, fsync: bool = False, deep_check: bool = True) 
         deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
         _set_wal(conn, deadline)
         conn.execute(f"PRAGMA synchronous={'FULL' if fsync else 'NORMAL'}")
+        conn.execute(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT}")
         conn.execute("PRAGMA foreign_keys=OFF")
         while True:
             try:
