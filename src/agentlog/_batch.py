@@ -1,8 +1,10 @@
 """The one background writer: drains the recorder's queue into sinks, in batches.
 
 Everything expensive happens here, never on the caller's thread: building
-:class:`Event` values, minting event ids, consolidating stream deltas, running
-processors, JSON encoding, and the sinks' I/O.
+:class:`Event` values, minting event ids, consolidating stream deltas, redacting
+secrets (first, before processors and sinks; see :mod:`agentlog._secrets`), JSON
+encoding, running processors, and the sinks' I/O. The loops hand the GIL over every
+~0.5 ms (:mod:`agentlog._gil`) so the host's threads and event loops are not kept waiting.
 
 A batch closes when it reaches ``batch_size`` events, when the queue runs dry,
 or at a flush marker. The thread sleeps ``flush_interval`` between drains unless
@@ -22,6 +24,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from ._gil import share_gil
 from .events import Event
 from .processors import MEDIA_MIN_CHARS, consolidate_deltas, redact_deltas
 from .processors import strip_media_value as _strip_media
@@ -327,6 +330,7 @@ class Worker:
         extra: list[tuple[Any, ...]] = [sinks for _, sinks in held]
         waiters: list[Waiter] = []
         for typ, payload, ns, seq, run_id, turn_id, span_id, parent, sinks, waiter in items:
+            share_gil()
             if type(payload) is not dict:
                 payload = {} if payload is None else {"value": payload}
             events.append(
@@ -400,6 +404,7 @@ class Worker:
         out_e: list[Event] = []
         out_x: list[tuple[Any, ...]] = []
         for ev, sinks in zip(events, extra, strict=True):
+            share_gil()
             try:
                 data, stored = encode_payload(ev.payload, self.max_event_bytes, self.max_string_bytes)
             except EncodeError as exc:

@@ -1,7 +1,9 @@
 """Recorder settings: explicit argument > ``AGENTLOG_*`` environment variable > default.
 
-Everything is validated when :class:`Settings` is built, so a typo fails at
-``configure()`` with the name of the setting, not later on the writer thread.
+Everything is validated when :class:`Settings` is built, so a typo in an argument fails
+at ``configure()`` with the name of the setting, not later on the writer thread. A bad
+environment value is not raised (the recorder may be built inside the host's first
+``publish()``): the setting keeps its default, with one warning (see :meth:`Settings.resolve`).
 
 =========================  ======================  ==========================================
 setting                    environment variable    default

@@ -30,6 +30,7 @@ from typing import Any
 
 import orjson
 
+from .._gil import share_gil
 from ..errors import UnusableStoreError
 from ..events import SPAN_CLOSING, USAGE_KEYS, Event
 from ..store.sqlite import (
@@ -398,6 +399,7 @@ class SQLiteSink:
 
         last_seen: dict[str, int] = {}
         for ev in events:
+            share_gil()
             p = ev.payload
             tokens = _tokens(p if ev.type == "usage" else p.get("usage"))
             event_rows.append((
@@ -420,6 +422,7 @@ class SQLiteSink:
         for ev in events:
             if ev.run_id is None or ev.type not in ("llm.started", "llm.finished"):
                 continue
+            share_gil()
             known = self._known.get(ev.run_id)
             if known is None:  # first time this writer sees the run: it may have history already
                 known = self._known[ev.run_id] = {r[0] for r in conn.execute(
