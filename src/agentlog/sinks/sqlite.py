@@ -17,14 +17,12 @@ directory, a newer schema) is left untouched and the sink writes to
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import socket
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
-from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +38,10 @@ from ..store.sqlite import (
     WAL_RESTART_WAIT_MS,
     connect_writer,
     fallback_path,
+    insert_rows,
     is_damage,
 )
+from ._conversation import msg_hash, reply_message, request_chain
 
 __all__ = ["SQLiteSink"]
 
@@ -360,7 +360,7 @@ class SQLiteSink:
         for stmt in _ORDER:
             rows = ops.get(stmt)
             if rows:
-                _insert_rows(conn, stmt, rows)
+                insert_rows(conn, stmt, rows)
 
     def _write_one_by_one(self, conn: sqlite3.Connection, events: Sequence[Event]) -> None:
         for ev in events:
@@ -427,14 +427,14 @@ class SQLiteSink:
             if known is None:  # first time this writer sees the run: it may have history already
                 known = self._known[ev.run_id] = {r[0] for r in conn.execute(
                     "SELECT msg_hash FROM al_messages WHERE run_id = ?", (ev.run_id,))}
-            for direction, msg_hash, msg in self._conversation(conn, ev):
-                if msg_hash in known:  # every request resends the conversation so far
+            for direction, digest, msg in self._conversation(conn, ev):
+                if digest in known:  # every request resends the conversation so far
                     continue
-                known.add(msg_hash)
+                known.add(digest)
                 pos = self._next_position(conn, ev.run_id)
                 self._positions[ev.run_id] = pos + 1
                 content = _text(msg.get("content"))
-                rows.append((ev.run_id, pos, msg_hash, ev.turn_id, ev.span_id, direction, _str(msg.get("role")),
+                rows.append((ev.run_id, pos, digest, ev.turn_id, ev.span_id, direction, _str(msg.get("role")),
                              content, _str(msg.get("tool_call_id")), _str(msg.get("name")),
                              _json(msg.get("tool_calls"))))
                 if content:
@@ -442,8 +442,8 @@ class SQLiteSink:
         if rows:
             # OR IGNORE: another process may have stored the same message of a shared run
             # first; then this position stays unused, which the order does not mind.
-            _insert_rows(conn, _MESSAGE, rows)
-            _insert_rows(conn, _SEARCH, search)
+            insert_rows(conn, _MESSAGE, rows)
+            insert_rows(conn, _SEARCH, search)
         if len(self._known) > 1_000:
             self._known.clear()
 
@@ -451,22 +451,22 @@ class SQLiteSink:
         """(direction, chain hash, message) for the messages an llm event carries."""
         p = ev.payload
         if ev.type == "llm.started":
-            chain = _request_chain(p)
+            chain = request_chain(p)
             if chain and ev.span_id:
                 if len(self._span_tail) > 10_000:
                     self._span_tail.clear()
                 self._span_tail[ev.span_id] = chain[-1][1]
             return chain
-        msg = _reply_message(p)
+        msg = reply_message(p)
         if msg is None:
             return []
         parent = self._span_tail.pop(ev.span_id or "", None)
         if parent is None:  # the request was written by an earlier batch or process
             row = conn.execute("SELECT payload FROM al_events WHERE span_id = ? AND type = 'llm.started'",
                                (ev.span_id,)).fetchone()
-            chain = _request_chain(orjson.loads(row[0])) if row else []
+            chain = request_chain(orjson.loads(row[0])) if row else []
             parent = chain[-1][1] if chain else ""
-        return [("output", _msg_hash(parent, msg), msg)]
+        return [("output", msg_hash(parent, msg), msg)]
 
     def _next_position(self, conn: sqlite3.Connection, run_id: str) -> int:
         pos = self._positions.get(run_id)
@@ -478,48 +478,6 @@ class SQLiteSink:
                 self._positions.clear()
                 self._positions[run_id] = pos
         return pos
-
-
-# -- many rows per statement ------------------------------------------------------------
-# Python's sqlite3 releases the GIL around every step, and executemany steps once per
-# row. While the agent's thread runs Python, the writer must win the GIL back after
-# each row, and every such hand-over costs the agent a forced switch (measured: a few
-# rows per LLM call turned ~0.1 ms of writer work into ~0.4 ms added to the call).
-# A multi-row INSERT steps once for up to _CHUNK rows. Row counts are split into
-# powers of two so each statement is prepared in at most 7 shapes (sqlite3 caches 128).
-_CHUNK = 64
-_MULTI: dict[tuple[str, int], str] = {}
-
-
-def _multi_sql(stmt: str, n: int) -> str:
-    sql = _MULTI.get((stmt, n))
-    if sql is None:
-        start = stmt.index(" VALUES (") + len(" VALUES ")
-        end = _group_end(stmt, start)
-        group = stmt[start:end]
-        sql = _MULTI[(stmt, n)] = stmt[:start] + ",".join([group] * n) + stmt[end:]
-    return sql
-
-
-def _group_end(sql: str, start: int) -> int:
-    """The index just past the ")" that closes the "(" at ``start`` (the group may hold calls)."""
-    depth = 0
-    for i in range(start, len(sql)):
-        depth += (sql[i] == "(") - (sql[i] == ")")
-        if depth == 0:
-            return i + 1
-    raise ValueError(f"unbalanced VALUES group in {sql!r}")
-
-
-def _insert_rows(conn: sqlite3.Connection, stmt: str, rows: list[tuple[Any, ...]]) -> None:
-    """``executemany(stmt, rows)`` in multi-row statements of 64, 32, ..., 1 rows."""
-    i, total = 0, len(rows)
-    size = _CHUNK
-    while i < total:
-        while size > total - i:
-            size >>= 1
-        conn.execute(_multi_sql(stmt, size), tuple(chain.from_iterable(rows[i:i + size])))
-        i += size
 
 
 # -- event type -> derived rows ----------------------------------------------------------
@@ -668,61 +626,3 @@ _HANDLERS: dict[str, Callable[[Event, dict[str, Any], Add], None]] = {
     "log": _log,
     **dict.fromkeys(SPAN_CLOSING, _span_closed),
 }
-
-
-# -- the conversation ----------------------------------------------------------------------
-def _msg_hash(parent: str, msg: dict[str, Any]) -> str:
-    calls = msg.get("tool_calls")
-    call_ids = ",".join(
-        str(c.get("id")) for c in calls if isinstance(c, dict)
-    ) if isinstance(calls, list) else ""
-    content = msg.get("content")
-    key = orjson.dumps(
-        [parent, msg.get("role"), "" if content is None else content, msg.get("tool_call_id"), call_ids],
-        option=orjson.OPT_NON_STR_KEYS,
-    )
-    return hashlib.blake2b(key, digest_size=16).hexdigest()
-
-
-def _request_messages(request: Any) -> list[dict[str, Any]]:
-    if not isinstance(request, dict):
-        return []
-    msgs: list[dict[str, Any]] = []
-    system = request.get("system")
-    if system:
-        msgs.append({"role": "system", "content": system})
-    for m in request.get("messages") or ():
-        if isinstance(m, dict):
-            msgs.append(m)
-        elif isinstance(m, str):
-            msgs.append({"role": "user", "content": m})
-    return msgs
-
-
-def _request_chain(started: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
-    """The (direction, chain hash, message) of an llm.started payload's conversation."""
-    canonical = started.get("messages")
-    messages = (
-        [m for m in canonical if isinstance(m, dict)] if isinstance(canonical, list)
-        else _request_messages(started.get("request"))
-    )
-    out = []
-    parent = ""
-    for m in messages:
-        parent = _msg_hash(parent, m)
-        out.append(("input", parent, m))
-    return out
-
-
-def _reply_message(p: dict[str, Any]) -> dict[str, Any] | None:
-    msg = p.get("message")
-    if isinstance(msg, dict):
-        return msg
-    text = p.get("response_text")
-    calls = p.get("tool_calls")
-    if text is None and not calls:
-        return None
-    msg = {"role": "assistant", "content": text}
-    if calls:
-        msg["tool_calls"] = calls
-    return msg
