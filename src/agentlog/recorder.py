@@ -532,14 +532,34 @@ def _on_sigterm(signum: int, frame: Any) -> None:
     previous = _previous_sigterm
     if callable(previous):
         # The host decides what SIGTERM means; make sure the record is written first.
-        for r in list(_live):
-            r.flush(r.settings.shutdown_timeout)
+        _off_the_signal(_flush_all)
         previous(signum, frame)
         return
-    _close_all_at_exit()
+    _off_the_signal(_close_all_at_exit)
     # Then die of SIGTERM as the program would have without us (exit status -15).
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _flush_all() -> None:
+    for r in list(_live):
+        r.flush(r.settings.shutdown_timeout)
+
+
+def _off_the_signal(work: Callable[[], None]) -> None:
+    """Run ``work`` on another thread and wait for it, at most the longest shutdown_timeout + 1 s.
+
+    A signal handler runs on the main thread between two bytecodes, possibly inside
+    ``publish()`` while it holds a lock that flushing needs again (a ``threading.Event``'s
+    condition is not reentrant): done in the handler itself, the flush would wait on the
+    interrupted code forever (seen: a pool's workers hanging in ``terminate()``). On another
+    thread it waits at worst for the bound, while the writer, which wakes every
+    ``flush_interval`` on its own, goes on writing.
+    """
+    limit = max((r.settings.shutdown_timeout for r in list(_live)), default=0.0) + 1.0
+    worker = threading.Thread(target=work, name="agentlog-sigterm", daemon=True)
+    worker.start()
+    worker.join(limit)
 
 
 _fork_holds_io = False
