@@ -112,7 +112,12 @@ POOL = """
 """
 
 
-@pytest.mark.parametrize("ending", ["close-join", "with"])
+@pytest.mark.parametrize("ending", [
+    "close-join",
+    pytest.param("with", marks=pytest.mark.xfail(
+        reason="known bug: a worker terminated (SIGTERM) inside publish() can die before its last "
+               "events are written; see docs/guarantees.md section 10", strict=False)),
+])
 def test_a_fork_pool_stores_each_task_event_exactly_once(tmp_path: Path, ending: str) -> None:
     db = tmp_path / "pool.db"
     proc = run_py(POOL, str(db), ending, timeout=120)
