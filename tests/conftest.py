@@ -15,6 +15,8 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 import agentlog
 
+from fakes._server import FakeServer
+
 
 @pytest.fixture(autouse=True)
 def _no_leaked_recorder(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
@@ -33,3 +35,21 @@ def db(tmp_path: Path) -> Path:
 def recorder(db: Path) -> agentlog.Recorder:
     """The process-wide recorder, writing to a fresh file."""
     return agentlog.configure(db)
+
+
+@pytest.fixture(scope="module")
+def _shared_server() -> Iterator[FakeServer]:
+    """One fake provider per module: stopping a server costs its poll interval (a module may
+    override this fixture, e.g. to quiet client resets)."""
+    with FakeServer() as srv:
+        yield srv
+
+
+@pytest.fixture
+def server(_shared_server: FakeServer) -> Iterator[FakeServer]:
+    """The module's server with an empty script and record, checked after the test
+    for replies it scripted but never used."""
+    _shared_server.script.clear()
+    _shared_server.received.clear()
+    yield _shared_server
+    assert not _shared_server.script, "scripted replies left unused"

@@ -75,16 +75,6 @@ def _shared_server() -> Iterator[FakeServer]:
         yield s
 
 
-@pytest.fixture
-def server(_shared_server: FakeServer) -> Iterator[FakeServer]:
-    """The module's server with an empty script and record, checked after the test
-    for replies it scripted but never used."""
-    _shared_server.script.clear()
-    _shared_server.received.clear()
-    yield _shared_server
-    assert not _shared_server.script, "scripted replies left unused"
-
-
 @pytest.fixture(scope="module")
 def client(_shared_server: FakeServer) -> Iterator[openai.OpenAI]:
     # Module-scoped too: building a client (TLS context included) costs ~0.1 s.

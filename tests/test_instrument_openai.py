@@ -62,20 +62,6 @@ def gpt4o_cost(inp: int, out: int, cached: int = 0, written: int = 0) -> float:
     return total / 1e6
 
 
-@pytest.fixture(scope="module")
-def _shared_server() -> Iterator[FakeServer]:
-    with FakeServer() as srv:  # one per module: stopping a server costs its poll interval
-        yield srv
-
-
-@pytest.fixture
-def server(_shared_server: FakeServer) -> Iterator[FakeServer]:
-    _shared_server.script.clear()
-    _shared_server.received.clear()
-    yield _shared_server
-    assert not _shared_server.script, "scripted replies left unused"
-
-
 @pytest.fixture(autouse=True)
 def _capture(db: Path, server: FakeServer) -> Iterator[None]:
     agentlog.configure(db)

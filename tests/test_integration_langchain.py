@@ -58,20 +58,6 @@ def get_weather(city: str) -> str:
     return f"18C in {city}"
 
 
-@pytest.fixture(scope="module")
-def _shared_server() -> Iterator[FakeServer]:
-    with FakeServer() as srv:
-        yield srv
-
-
-@pytest.fixture
-def server(_shared_server: FakeServer) -> Iterator[FakeServer]:
-    _shared_server.script.clear()
-    _shared_server.received.clear()
-    yield _shared_server
-    assert not _shared_server.script, "scripted replies left unused"
-
-
 @pytest.fixture(autouse=True)
 def _store(db: Path) -> Iterator[None]:
     agentlog.configure(db)

@@ -32,20 +32,6 @@ ANTHROPIC_KEY = "sk-ant-api03-" + (string.ascii_letters + string.digits)[:40]
 ASK = [{"role": "user", "content": "Weather in Paris?"}]
 
 
-@pytest.fixture(scope="module")
-def _shared_server() -> Iterator[FakeServer]:
-    with FakeServer() as srv:
-        yield srv
-
-
-@pytest.fixture
-def server(_shared_server: FakeServer) -> Iterator[FakeServer]:
-    _shared_server.script.clear()
-    _shared_server.received.clear()
-    yield _shared_server
-    assert not _shared_server.script, "scripted replies left unused"
-
-
 @pytest.fixture(autouse=True)
 def _logger(db: Path) -> Iterator[None]:
     agentlog.configure(db)

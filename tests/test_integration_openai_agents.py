@@ -32,20 +32,6 @@ KEY = "sk-proj-" + (string.ascii_letters + string.digits)[:40]
 TOOL_ARGS = '{"city":"Paris"}'
 
 
-@pytest.fixture(scope="module")
-def _shared_server() -> Iterator[FakeServer]:
-    with FakeServer() as srv:
-        yield srv
-
-
-@pytest.fixture
-def server(_shared_server: FakeServer) -> Iterator[FakeServer]:
-    _shared_server.script.clear()
-    _shared_server.received.clear()
-    yield _shared_server
-    assert not _shared_server.script, "scripted replies left unused"
-
-
 @pytest.fixture
 def processor(db: Path) -> Iterator[AgentlogProcessor]:
     agentlog.configure(db)
