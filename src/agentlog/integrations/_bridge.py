@@ -32,38 +32,24 @@ from .. import _ids
 from .._frame import Frame, frame_var
 from ..context import RunScope, SpanScope
 from ..recorder import get_recorder
+from ..tools import REDACTED, mask_secrets
 
 __all__ = ["Bridge", "ModelCall", "Node", "close_span", "open_under", "scrub"]
 
 
 # -- secrets ------------------------------------------------------------------------------
-_SECRET = re.compile(
-    r"(api[_-]?key|apikey|secret|passw(or)?d|authori[sz]ation|cookie|credential|private[_-]?key"
-    r"|access[_-]?token|refresh[_-]?token|id[_-]?token|session[_-]?token|bearer|x-goog-api-key)",
-    re.I,
-)
 _HEADERS = re.compile(r"^(extra_|default_)?headers$", re.I)
 
 
-def scrub(value: Any, _depth: int = 0) -> Any:
-    """A copy of ``value`` with secrets masked: values of keys named like credentials,
-    and whole header maps (frameworks pass ``api_key`` / ``extra_headers`` in their metadata)."""
-    if _depth > 20:
-        return "[...]"
-    if isinstance(value, dict):
-        out: dict[Any, Any] = {}
-        for k, v in value.items():
-            name = str(k)
-            if _HEADERS.match(name) and isinstance(v, dict):
-                out[k] = {hk: "[REDACTED]" for hk in v}
-            elif _SECRET.search(name) and v not in (None, "", [], {}):
-                out[k] = "[REDACTED]"
-            else:
-                out[k] = scrub(v, _depth + 1)
-        return out
-    if isinstance(value, (list, tuple)):
-        return [scrub(v, _depth + 1) for v in value]
-    return value
+def scrub(value: Any) -> Any:
+    """``value`` with secrets masked before it is queued: :func:`agentlog.tools.mask_secrets`
+    (keys named like the ``secret_names`` setting, at any depth), and every value of a
+    top-level header map (frameworks pass ``extra_headers`` / ``default_headers`` in their
+    invocation parameters, and a header's name does not always say it is a credential)."""
+    if isinstance(value, dict) and any(isinstance(k, str) and _HEADERS.match(k) for k in value):
+        value = {k: {h: REDACTED for h in v} if isinstance(k, str) and _HEADERS.match(k) and isinstance(v, dict)
+                 else v for k, v in value.items()}
+    return mask_secrets(value)
 
 
 # -- opening and closing scopes outside a ``with`` block ---------------------------------------
