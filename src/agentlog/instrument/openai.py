@@ -45,7 +45,7 @@ from ._calls import (
 )
 from ._common import error_kind, get, header, parse_arguments, sent_fields, text_of_parts
 
-__all__ = ["instrument", "instrument_client"]
+__all__ = ["instrument", "instrument_client", "responses_usage"]
 
 PROVIDER = "openai"
 _ENDPOINTS = {"/chat/completions": "chat", "/responses": "responses"}
@@ -226,7 +226,8 @@ def _chat_usage(usage: Any) -> dict[str, int | None] | None:
     }
 
 
-def _responses_usage(usage: Any) -> dict[str, int | None] | None:
+def responses_usage(usage: Any) -> dict[str, int | None] | None:
+    """Normalised usage of a Responses API ``usage`` (the OpenAI Agents SDK reports the same)."""
     if usage is None:
         return None
     return {
@@ -275,7 +276,7 @@ def _finish_response(call: Inference, result: Any, request_id: str | None) -> No
     if status == "failed":  # the SDK raises nothing: the failure is in the body
         _fail_sent(call, get(result, "error"), request_id)
         return
-    usage = _responses_usage(get(result, "usage"))
+    usage = responses_usage(get(result, "usage"))
     model = get(result, "model")
     call.finish(
         "".join(t for t in texts if isinstance(t, str)) or None,
@@ -363,7 +364,7 @@ class _ResponsesStream(StreamState):
         elif kind in ("response.completed", "response.incomplete"):
             response = get(event, "response")
             self.model = get(response, "model") or self.model
-            self.usage = _responses_usage(get(response, "usage"))
+            self.usage = responses_usage(get(response, "usage"))
             self.stop_reason = get(response, "incomplete_details", "reason") or get(response, "status")
             self.complete = True
         elif kind in ("response.failed", "error"):

@@ -45,6 +45,7 @@ from typing import Any
 from .._guard import guard
 from ..context import RunScope, SpanScope
 from ..instrument._common import get, parse_arguments
+from ..instrument.openai import responses_usage
 from ..pricing import cost_usd
 from ..producers import Inference, ToolCall
 from ._bridge import Bridge, ModelCall, Node, close_run, close_span, open_run, open_under, scrub
@@ -221,7 +222,7 @@ class AgentlogProcessor(TracingProcessor):  # type: ignore[misc,unused-ignore]  
             return
         for c in calls:
             call.tool_call(c["id"], c["name"], c["arguments"])
-        usage = _usage(data.usage)
+        usage = responses_usage(data.usage) if data.usage else None
         model = getattr(data, "model", None) or call.model
         call.finish(_output_text(getattr(data, "output", None)), usage=usage, model=model,
                     cost_usd=cost_usd(call.provider, _bare(model), usage))
@@ -267,18 +268,6 @@ def _output_text(output: Any) -> str | None:
     texts = [get(m, "content") for m in output or () if get(m, "role") in ("assistant", None)]
     joined = "".join(t for t in texts if isinstance(t, str))
     return joined or None
-
-
-def _usage(usage: Any) -> dict[str, int | None] | None:
-    if not usage:
-        return None
-    return {
-        "input_tokens": get(usage, "input_tokens"),
-        "output_tokens": get(usage, "output_tokens"),
-        "cached_tokens": get(usage, "input_tokens_details", "cached_tokens"),
-        "cache_write_tokens": get(usage, "input_tokens_details", "cache_write_tokens"),
-        "reasoning_tokens": get(usage, "output_tokens_details", "reasoning_tokens"),
-    }
 
 
 def _bare(model: str | None) -> str | None:
