@@ -27,6 +27,8 @@ secret_names               AGENTLOG_SECRET_NAMES   :data:`SECRET_NAMES`: tool ar
 handle_sigterm             AGENTLOG_HANDLE_SIGTERM true: SIGTERM writes what is queued, then the host's handler (or the default) runs
 redact_secrets             (none: argument only)   true: credentials recognised by shape are replaced by ``[REDACTED:kind]``
                                                    on the writer thread before any processor or sink sees them
+writer                     AGENTLOG_WRITER         ``thread``: the writer runs in the host process; ``process``: the default
+                                                   store's writer runs in a child process (see docs/recording.md)
 =========================  ======================  ==========================================
 """
 
@@ -90,10 +92,13 @@ class Settings:
     secret_names: tuple[str, ...] = SECRET_NAMES
     handle_sigterm: bool = True
     redact_secrets: bool = True
+    writer: str = "thread"
 
     def __post_init__(self) -> None:
         if self.durability not in ("async", "sync"):
             raise ConfigError(f"durability must be 'async' or 'sync', got {self.durability!r}")
+        if self.writer not in ("process", "thread"):
+            raise ConfigError(f"writer must be 'process' or 'thread', got {self.writer!r}")
         if self.on_full not in ("drop", "block"):
             raise ConfigError(f"on_full must be 'drop' or 'block', got {self.on_full!r}")
         for name in ("flush_interval", "block_timeout", "sync_timeout", "shutdown_timeout"):
@@ -161,6 +166,7 @@ _ACCEPTED = {
     "db": "a file path or sqlite:///path",
     "durability": "'async' or 'sync'",
     "on_full": "'drop' or 'block'",
+    "writer": "'process' or 'thread'",
     "secret_names": "comma-separated names",
 }
 _warned: set[tuple[str, str]] = set()

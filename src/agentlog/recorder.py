@@ -38,6 +38,7 @@ from typing import Any
 from . import _batch, _ids
 from ._batch import FlushMarker, SinkSlot, Waiter, Worker
 from ._frame import Frame, RunState, frame_var
+from ._procwriter import ProcessWriter, merge_stats
 from .config import Settings, resolve_db_path
 from .processors import Processor
 from .sinks.base import Sink
@@ -77,6 +78,9 @@ class Recorder:
         ids: Callable[[int | None], str] = _ids.new_id,
     ) -> None:
         self.settings = settings or Settings.resolve()
+        # The default store alone, without processors (host callables), may be written by a
+        # child process (see agentlog._procwriter); anything else keeps the in-process writer.
+        self._process = sinks is None and not processors and self.settings.writer == "process"
         if sinks is None:
             sinks = [_default_sink(self.settings)]
         self._clock = clock
@@ -109,12 +113,17 @@ class Recorder:
         self._close_deadline: float | None = None
         self._implicit: RunState | None = None
         self._uncaught: BaseException | None = None  # set by the excepthook: how the implicit run ends
-        self._slots = [SinkSlot(s, self._max_queue, self._count_drop) for s in self._sinks]
+        # In process mode the store's slot lives in the writer process (none here, unless it fails).
+        self._slots = [] if self._process else [SinkSlot(s, self._max_queue, self._count_drop) for s in self._sinks]
         self._extra: dict[int, SinkSlot] = {}
         self._writer_id = _ids.new_id()
         self._started_at = time.time_ns() // 1000
         self._pid = os.getpid()
-        self._worker = Worker(self)
+        self._worker: Worker | ProcessWriter
+        if self._process:
+            self._worker = ProcessWriter(self)
+        else:
+            self._worker = Worker(self)
         self._worker.start()
 
     # -- the hot path ------------------------------------------------------------------
@@ -245,7 +254,7 @@ class Recorder:
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every event accepted so far is written; False on timeout or failure."""
         if self._closed and not self._worker.thread.is_alive():
-            return not self._queue and all(s.healthy for s in self._all_slots())
+            return not self._queue and bool(self.stats()["healthy"])
         marker = FlushMarker()
         self._queue.append(marker)  # markers bypass the bound: they carry no data
         self._wake.set()
@@ -280,13 +289,17 @@ class Recorder:
             if worker.thread.is_alive() and not already:
                 self._count_unsent()
         _live.discard(self)
+        dropped = self.stats()["dropped"] if self._process else self._dropped
         return not worker.thread.is_alive() and not any(
-            self._dropped[r] for r in ("sink_failed", "closed")
+            dropped.get(r) for r in ("sink_failed", "closed")
         ) and not self._queue
 
     def _count_unsent(self) -> None:
         """The writer is stuck past the deadline: count what it holds, release waiters."""
-        n = len(self._worker.in_flight) + sum(s.pending_count for s in self._slots)
+        worker = self._worker
+        n = len(worker.in_flight) + sum(s.pending_count for s in self._slots)
+        if isinstance(worker, ProcessWriter):
+            n += worker.take_unconfirmed()
         q = self._queue
         while q:
             it = q.popleft()
@@ -314,11 +327,12 @@ class Recorder:
         with self._lock:
             dropped = dict(self._dropped)
             internal = self._internal_errors
-        return {
+        worker = self._worker
+        own = {
             "writer_id": self._writer_id,
             "pid": self._pid,
             "started_at": self._started_at,
-            "queued": len(self._queue) + len(self._worker.held),
+            "queued": len(self._queue) + len(worker.held) + getattr(worker, "unconfirmed", 0),
             "dropped": dropped,
             "redacted": self._worker.redacted,
             "masked": self._worker.masked,
@@ -338,6 +352,10 @@ class Recorder:
             "healthy": all(s.healthy for s in self._all_slots()),
             "closed": self._closed,
         }
+        if self._process:
+            # The writer process's counters as of its last answer (exact after flush()).
+            return merge_stats(own, worker.snapshot if isinstance(worker, ProcessWriter) else None)
+        return own
 
     def _after_fork_child(self) -> None:
         # Inherited sink handles (an SQLite connection) are dropped, never closed:
@@ -349,6 +367,9 @@ class Recorder:
                     hook()
                 except Exception:
                     log.exception("agentlog: sink %s failed to reset after fork", sink.name)
+        drop = getattr(self._worker, "after_fork", None)
+        if callable(drop):
+            drop()  # the parent's writer process and pipe are not ours
         closed = self._closed
         self._last_pushed_stats = None
         self._init_runtime()
@@ -423,6 +444,7 @@ def configure(
     secret_names: Sequence[str] | None = None,
     handle_sigterm: bool | None = None,
     redact_secrets: bool | None = None,
+    writer: str | None = None,
     sinks: Sequence[Sink] | None = None,
     extra_sinks: Sequence[Sink] = (),
     processors: Iterable[Processor] = (),
@@ -431,7 +453,8 @@ def configure(
 
     ``db`` is a file path or ``sqlite:///path`` (default ``./agentlog.db`` or
     ``$AGENTLOG_DB``). ``sinks`` replaces the default SQLite store entirely;
-    ``extra_sinks`` adds to it. Other settings: see :mod:`agentlog.config`.
+    ``extra_sinks`` adds to it (and, like ``processors``, keeps the writer in this
+    process: see ``writer``). Other settings: see :mod:`agentlog.config`.
     """
     global _default
     settings = Settings.resolve(
@@ -452,7 +475,9 @@ def configure(
         secret_names=secret_names,
         handle_sigterm=handle_sigterm,
         redact_secrets=redact_secrets,
+        writer=writer,
     )
+    default_only = sinks is None and not extra_sinks
     if sinks is None:
         path = resolve_db_path(settings.db)
         if path.is_dir():  # the one mistake worth catching before the writer starts
@@ -460,7 +485,8 @@ def configure(
 
             raise ConfigError(f"db={settings.db!r} is a directory; give a file path such as {path / 'agentlog.db'}")
         sinks = [_default_sink(settings)]
-    recorder = Recorder(settings, sinks=[*sinks, *extra_sinks], processors=processors)
+    # The default store alone: the recorder makes its own sink (and may write it from a child process).
+    recorder = Recorder(settings, sinks=None if default_only else [*sinks, *extra_sinks], processors=processors)
     with _default_lock:
         previous, _default = _default, recorder
     if previous is not None:
