@@ -283,7 +283,7 @@ def test_a_directory_as_the_database_is_refused_at_configure(tmp_path: Path) -> 
 
 
 def test_fsync_mode_uses_full_synchronous_commits(db: Path) -> None:
-    rec = agentlog.configure(db, fsync=True)
+    rec = agentlog.configure(db, fsync=True, writer="thread")  # the sink's connection is inspected here
     rec.publish("log")
     assert rec.flush(5)
     sink = rec.sinks[0]

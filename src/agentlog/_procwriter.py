@@ -47,6 +47,8 @@ log = logging.getLogger("agentlog")
 
 #: Items per pickled frame: small enough that pickling one never holds the GIL for long.
 CHUNK = 64
+#: The longest the forwarder waits for a new writer process to be ready (items queue meanwhile).
+START_TIMEOUT = 30.0
 #: Drops the child counts for the same events: not counted again for context sinks here.
 _ENCODING_DROPS = frozenset({"too_large", "unserialisable"})
 _SUMMED = ("written", "failed", "pending", "errors")
@@ -55,11 +57,13 @@ _SUMMED = ("written", "failed", "pending", "errors")
 def merge_stats(host: dict[str, Any], child: dict[str, Any] | None) -> dict[str, Any]:
     """The host's counters plus the writer process's (per reason, per sink).
 
-    Identity (writer id, pid, start), ``queued`` and ``closed`` are the host's.
+    Identity (writer id, pid, start) and ``closed`` are the host's; ``queued`` is the host's
+    (its queue, and what the child has not confirmed) plus the stream chunks the child holds.
     """
     if not child:
         return host
     out = dict(host)
+    out["queued"] = host["queued"] + child.get("held", 0)
     hd, cd = host["dropped"], child.get("dropped", {})
     out["dropped"] = {k: hd.get(k, 0) + cd.get(k, 0) for k in {**hd, **cd}}
     for key in ("redacted", "masked", "internal_errors"):
@@ -125,6 +129,7 @@ class ProcessWriter:
         self._host_sent: dict[str, Any] | None = None
         self._counted = False  # the unconfirmed items were counted (shutdown_timeout)
         self._over = threading.Event()  # the child said "closed", or failed
+        self._ready = threading.Event()  # the child has built its recorder
         self._closed_ok = False
         self._base = (0, 0)  # the local worker's redacted/masked when it took over the store
 
@@ -344,7 +349,16 @@ class ProcessWriter:
                                   daemon=True)
         reader.start()
         settings = dataclasses.replace(self.rec.settings, writer="thread", handle_sigterm=False)
-        self._write(_wire.frame(_wire.SETTINGS, _wire.dumps(dataclasses.asdict(settings))))
+        host = self._host_part()  # before any batch: the store knows the writer as the host
+        self._host_sent = host
+        self._write(_wire.frame(_wire.SETTINGS, _wire.dumps((dataclasses.asdict(settings), host))))
+        # Nothing is sent before the child is ready: if it cannot start (an interpreter or a
+        # package it cannot read, say), nothing is lost and this process writes instead.
+        end = time.monotonic() + START_TIMEOUT
+        while not (self._ready.is_set() or self._over.is_set()) and time.monotonic() < end:
+            self._ready.wait(0.05)
+        if not self._ready.is_set():
+            self._fail(f"did not start within {START_TIMEOUT:.0f} s")
         return not self.failed
 
     def _read(self, proc: Any) -> None:
@@ -384,6 +398,9 @@ class ProcessWriter:
             _, name, level, text = msg
             logging.getLogger(name).log(level, "%s", text)
             return
+        if kind == "ready":
+            self._ready.set()
+            return
         with self._lock:
             self.confirmed = max(self.confirmed, msg[-2])
             self.snapshot = msg[-1]
@@ -418,6 +435,11 @@ class ProcessWriter:
             obj.done.set()
         self._over.set()
         self._close_pipe()
+        if not self._ready.is_set() and self._proc is not None:
+            try:
+                self._proc.kill()  # never started properly: it must not write anything later
+            except Exception:
+                pass
 
     def _close_pipe(self) -> None:
         proc = self._proc

@@ -24,7 +24,7 @@ __all__ = ["HEADER", "Pickler", "dumps", "plain", "read_frames", "write_all"]
 HEADER = struct.Struct("<cIIq")
 
 # Host -> writer process.
-SETTINGS = b"S"  # body: the settings as a dict
+SETTINGS = b"S"  # body: (the settings as a dict, the host's counters)
 ITEMS = b"I"  # body: a list of item tuples; count and waiter id in the header
 FLUSH = b"F"  # waiter id: a flush marker
 DRAIN_END = b"E"  # body: the host's counters (or None if unchanged): wake the writer

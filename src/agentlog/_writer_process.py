@@ -101,7 +101,8 @@ class WriterRecorder(Recorder):
             self.out.reply(("progress", n, self.own_stats()))
 
     def own_stats(self) -> dict[str, Any]:
-        return super().stats()
+        """Our counters alone (the host adds its own), with the stream chunks held back."""
+        return {**super().stats(), "held": len(self._worker.held)}
 
     def stats(self) -> dict[str, Any]:
         """What the store keeps (al_writers): the host's identity and counters plus ours."""
@@ -182,7 +183,10 @@ def _serve(rfd: int, out: _Out) -> tuple[WriterRecorder | None, float | None]:
         del buf[:used]
         for kind, body, count, wid in frames:
             if kind == _wire.SETTINGS:
-                rec = _start(pickle.loads(body), out)
+                values, host = pickle.loads(body)
+                rec = _start(values, out)
+                rec.host = host
+                out.reply(("ready",))
             elif rec is None:
                 continue
             elif kind == _wire.ITEMS:

@@ -57,6 +57,8 @@ _DROP_REASONS = (
     "shutdown_timeout",
     "internal_error",
 )
+_NO_WRITES = {"written": 0, "failed": 0, "pending": 0, "errors": 0, "last_error": None, "healthy": True,
+              "fallback": None}
 
 
 class Recorder:
@@ -352,9 +354,12 @@ class Recorder:
             "healthy": all(s.healthy for s in self._all_slots()),
             "closed": self._closed,
         }
-        if self._process:
+        if self._process and isinstance(worker, ProcessWriter):
+            if not worker.failed:  # the store's sink is there before the child's first report
+                for sink in self._sinks:
+                    own["sinks"].setdefault(getattr(sink, "name", type(sink).__name__), dict(_NO_WRITES))
             # The writer process's counters as of its last answer (exact after flush()).
-            return merge_stats(own, worker.snapshot if isinstance(worker, ProcessWriter) else None)
+            return merge_stats(own, worker.snapshot)
         return own
 
     def _after_fork_child(self) -> None:

@@ -126,6 +126,7 @@ def as_unprivileged(code: str) -> str:
         import orjson, click
         import agentlog, agentlog._encode, agentlog._secrets, agentlog.cli, agentlog.doctor, agentlog.reader
         import agentlog.sinks.sqlite, agentlog.store.sqlite, agentlog.store.migrate, agentlog.store.queries
+        import agentlog._wire, pickle, subprocess  # a writer process is started after the drop
         agentlog.store.migrate.load_migrations()
         _u = pwd.getpwnam({UNPRIVILEGED!r})
         os.setgroups([])

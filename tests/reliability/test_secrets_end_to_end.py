@@ -41,7 +41,7 @@ def _record(db: Path, keep_deltas: bool) -> tuple[bytes, agentlog.Recorder]:
             call.delta("Sure, your key is ")
             call.delta(split[:14])
             time.sleep(0.3)  # the writer drains between the halves: they land in different batches
-            held = len(rec._worker.held)
+            held = rec.stats()["queued"]  # the chunk held back (by this process's writer or the child)
             call.delta(split[14:] + " and that is all.")
             call.tool_call("call_1", "search", {"query": f"charge with {S['stripe_key']}"})
             call.finish(usage={"input_tokens": 812, "output_tokens": 64})
