@@ -37,6 +37,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from ._batch import HOLD_SECONDS, FlushMarker, SinkSlot, Waiter, Worker
+from ._gil import share_gil
 
 if TYPE_CHECKING:
     from .recorder import Recorder
@@ -241,6 +242,7 @@ class ProcessWriter:
             if len(chunk) >= CHUNK:
                 self._send_chunk(chunk, None, release)
                 chunk = []
+                share_gil()
         if chunk:
             self._send_chunk(chunk, None, release)
 

@@ -27,8 +27,9 @@ secret_names               AGENTLOG_SECRET_NAMES   :data:`SECRET_NAMES`: tool ar
 handle_sigterm             AGENTLOG_HANDLE_SIGTERM true: SIGTERM writes what is queued, then the host's handler (or the default) runs
 redact_secrets             (none: argument only)   true: credentials recognised by shape are replaced by ``[REDACTED:kind]``
                                                    on the writer thread before any processor or sink sees them
-writer                     AGENTLOG_WRITER         ``thread``: the writer runs in the host process; ``process``: the default
-                                                   store's writer runs in a child process (see docs/recording.md)
+writer                     AGENTLOG_WRITER         ``process``: the default store is written by a child process (recorders
+                                                   with processors or other sinks keep ``thread``); ``thread``: in this
+                                                   process, as the writer process's automatic fallback (docs/recording.md)
 =========================  ======================  ==========================================
 """
 
@@ -92,7 +93,7 @@ class Settings:
     secret_names: tuple[str, ...] = SECRET_NAMES
     handle_sigterm: bool = True
     redact_secrets: bool = True
-    writer: str = "thread"
+    writer: str = "process"
 
     def __post_init__(self) -> None:
         if self.durability not in ("async", "sync"):
