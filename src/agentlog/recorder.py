@@ -330,7 +330,7 @@ class Recorder:
             dropped = dict(self._dropped)
             internal = self._internal_errors
         worker = self._worker
-        own = {
+        own: dict[str, Any] = {
             "writer_id": self._writer_id,
             "pid": self._pid,
             "started_at": self._started_at,
