@@ -19,6 +19,7 @@ import select
 import signal
 import sys
 import threading
+import time
 from collections import deque
 from typing import Any
 
@@ -170,6 +171,14 @@ def _serve(rfd: int, out: _Out) -> tuple[WriterRecorder | None, float | None]:
     ppid = os.getppid()
     buf = bytearray()
     while True:
+        if rec is not None and len(rec._queue) >= rec._max_queue:
+            # Bounded memory: stop reading. The pipe fills, the host's forwarder waits, and the
+            # host's own queue (max_queue) decides what is dropped, as in thread mode.
+            rec._wake.set()
+            time.sleep(0.005)
+            if os.getppid() != ppid:
+                return rec, None
+            continue
         ready, _, _ = select.select([rfd], [], [], 1.0)
         if not ready:
             if os.getppid() != ppid:  # the host died, though someone else holds the pipe
