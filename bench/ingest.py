@@ -111,6 +111,35 @@ def agentlog_once(runs: list[list[Turn]], path: Path) -> dict[str, Any]:
     }
 
 
+def agentlog_process_once(runs: list[list[Turn]], path: Path) -> dict[str, Any]:
+    """One repetition through the default writer process (``writer="process"``).
+
+    Its sink lives in the child, so the clock stops when ``flush()`` returns: the child
+    answers a flush only after the commit that holds everything before it.
+    """
+    expected = len(runs) * events_per_run(len(runs[0]))
+    connect_writer(path).close()
+    rec = agentlog.configure(str(path), keep_deltas=True, max_queue=2 * expected, writer="process")
+    rec.flush(60)  # the child is started and has opened the store: not part of the figure
+    gc.collect()
+    t0 = time.perf_counter()
+    refused = publish_runs(runs)
+    published = time.perf_counter()
+    flushed = rec.flush(600)
+    done = time.perf_counter()
+    stats = rec.stats()
+    agentlog.shutdown()
+    rows = _count(path)
+    return {
+        "events_per_s": expected / (done - t0),
+        "publish_s": published - t0,
+        "drain_s": done - published,
+        "dropped": sum(stats["dropped"].values()) + refused,
+        "rows": rows,
+        "ok": flushed and rows == expected and not refused,
+    }
+
+
 REFERENCE_LEVELS = ("plain", "events_only", "full")
 
 
@@ -140,6 +169,7 @@ def run_ingest(pool: TextPool, quick: bool, reps: int) -> dict[str, Any]:
     n_runs = (20_000 if quick else 200_000) // events_per_run(TURNS_PER_RUN)
     runs = build_runs(pool, n_runs, TURNS_PER_RUN)
     agentlog_reps: list[dict[str, Any]] = []
+    process_reps: list[dict[str, Any]] = []
     ref_reps: list[dict[str, float]] = []
     chunks: list[reference.Chunk] = []
     with tempfile.TemporaryDirectory(prefix="agentlog-bench-") as tmp_name:
@@ -151,7 +181,10 @@ def run_ingest(pool: TextPool, quick: bool, reps: int) -> dict[str, Any]:
                 chunks = reference.load_chunks(db)
             ref_reps.append(reference_once(chunks, tmp, db))
             _remove_store(db)
-    return summarise(agentlog_reps, ref_reps, chunks)
+            db = tmp / f"agentlog-process-{rep}.db"
+            process_reps.append(agentlog_process_once(runs, db))
+            _remove_store(db)
+    return summarise(agentlog_reps, ref_reps, chunks, process_reps)
 
 
 _FIGURES = (
@@ -171,9 +204,11 @@ def summarise(
     agentlog_reps: list[dict[str, Any]],
     ref_reps: list[dict[str, float]],
     chunks: list[reference.Chunk],
+    process_reps: list[dict[str, Any]],
 ) -> dict[str, Any]:
     """Median and min-max of every figure; ratios of the medians."""
     a = {k: spread([float(r[k]) for r in agentlog_reps]) for k in _FIGURES}
+    p = {k: spread([float(r[k]) for r in process_reps]) for k in ("events_per_s", "publish_s", "drain_s", "dropped")}
     refs = {
         level: {"events_per_s": spread([r[level] for r in ref_reps])} for level in REFERENCE_LEVELS
     }
@@ -181,9 +216,11 @@ def summarise(
     return {
         "events": agentlog_reps[0]["events"],
         "turns_per_run": TURNS_PER_RUN,
-        "all_rows_ok": all(r["ok"] for r in agentlog_reps),
-        "rows": [r["rows"] for r in agentlog_reps],
+        "all_rows_ok": all(r["ok"] for r in agentlog_reps + process_reps),
+        "rows": [r["rows"] for r in agentlog_reps + process_reps],
         "agentlog": a,
+        "process": p,
+        "process_ratio_to_full_reference": p["events_per_s"]["median"] / full,
         "reference": refs,
         "reference_rows": reference.rows_per_statement(chunks),
         "ratio_to_full_reference": a["events_per_s"]["median"] / full,

@@ -245,15 +245,13 @@ def _latency_targets(latency: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _ingest_targets(ingest: dict[str, Any]) -> list[dict[str, Any]]:
-    ratio = ingest["ratio_to_full_reference"]
-    return [
-        _target(
-            f"ingest >= {INGEST_MIN_RATIO:.0%} of the same-schema reference",
-            ratio,
-            ratio >= INGEST_MIN_RATIO,
-            "x",
-        )
-    ]
+    out = []
+    for key, writer in (("process_ratio_to_full_reference", "writer process"),
+                        ("ratio_to_full_reference", "writer thread")):
+        ratio = ingest[key]
+        out.append(_target(f"ingest ({writer}) >= {INGEST_MIN_RATIO:.0%} of the same-schema reference",
+                           ratio, ratio >= INGEST_MIN_RATIO, "x"))
+    return out
 
 
 def _sdk_targets(sdk: dict[str, Any]) -> list[dict[str, Any]]:
@@ -400,11 +398,13 @@ def print_ingest(ingest: dict[str, Any]) -> None:
     print("   events/s until the last commit, median [min-max] over repetitions\n")
     full = ref["full"]["events_per_s"]["median"]
     rows = [
-        ["agentlog end to end", _fig(a["events_per_s"]), _ratio(ingest["ratio_to_full_reference"])]
+        ["agentlog end to end, writer process (default)", _fig(ingest["process"]["events_per_s"]),
+         _ratio(ingest["process_ratio_to_full_reference"])],
+        ["agentlog end to end, writer thread", _fig(a["events_per_s"]), _ratio(ingest["ratio_to_full_reference"])],
     ]
     rows.append(
         [
-            "agentlog writer alone (after publishing)",
+            "agentlog writer thread alone (after publishing)",
             _fig(a["writer_events_per_s"]),
             _ratio(ingest["writer_ratio_to_full_reference"]),
         ]
@@ -413,8 +413,13 @@ def print_ingest(ingest: dict[str, Any]) -> None:
         eps = ref[level]["events_per_s"]
         rows.append([label, _fig(eps), _ratio(eps["median"] / full)])
     _table(["subject", "events/s", "vs full ref"], rows)
+    pr = ingest["process"]
     print(
-        f"\n   publishing took {_fig(a['publish_s'], ' s')}; the writer wrote "
+        f"\n   writer process: publishing took {_fig(pr['publish_s'], ' s')}; flush() returned "
+        f"{_fig(pr['drain_s'], ' s')} later; dropped {pr['dropped']['max']:,.0f}"
+    )
+    print(
+        f"   writer thread: publishing took {_fig(a['publish_s'], ' s')}; the writer wrote "
         f"{a['written_while_publishing']['median']:,.0f} events meanwhile and finished "
         f"{_fig(a['drain_s'], ' s')} later"
     )
