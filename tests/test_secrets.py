@@ -6,7 +6,15 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from agentlog._secrets import KINDS, redact_json, redact_text, stream_hold_from
+from agentlog._secrets import (
+    _CANDIDATE,
+    _PRESCAN_BYTES,
+    _PRESCAN_TEXT,
+    KINDS,
+    redact_json,
+    redact_text,
+    stream_hold_from,
+)
 from agentlog.processors import redact_deltas
 
 from secrets_corpus import INNOCENT, SECRETS
@@ -32,6 +40,16 @@ def test_each_marker_names_one_of_the_documented_kinds() -> None:
 def test_ordinary_text_code_ids_hashes_and_token_counts_stay_intact(text: str) -> None:
     assert redact_text(text) == text
     assert redact_json(orjson.dumps({"content": text, "max_tokens": 1024})) is None
+
+
+def test_the_quick_first_look_lets_through_every_text_a_candidate_can_start_in() -> None:
+    # The pre-scan's alternatives are substrings of the candidates: a text holding a
+    # candidate holds the pre-scan's match too, so the pre-scan never hides a secret.
+    for candidate in _CANDIDATE.split("|"):
+        assert _PRESCAN_TEXT.search(candidate) is not None, candidate
+        assert _PRESCAN_BYTES.search(candidate.encode()) is not None, candidate
+    for text, _ in SECRETS.values():
+        assert _PRESCAN_TEXT.search(text) is not None
 
 
 def test_json_stays_valid_and_only_the_secret_changes() -> None:

@@ -391,27 +391,55 @@ class SQLiteSink:
         )
 
     def _rows(self, events: Sequence[Event]) -> dict[str, list[tuple[Any, ...]]]:
+        """Every statement's parameter rows for ``events``, one list per statement.
+
+        The hot loop of the writer: one ``al_events`` row per event, written out
+        field by field (no helper call for a column that is a plain string or
+        float, no token columns read unless the payload has usage), plus the rows
+        of the derived tables from the event type's handler.
+        """
         ops: dict[str, list[tuple[Any, ...]]] = {stmt: [] for stmt in _ORDER}
-        event_rows = ops[_INSERT_EVENT]
-
-        def add(stmt: str, row: tuple[Any, ...]) -> None:
-            ops[stmt].append(row)
-
+        append = ops[_INSERT_EVENT].append
+        handlers = _HANDLERS
         last_seen: dict[str, int] = {}
-        for ev in events:
-            share_gil()
+        seen = last_seen.get
+        for n, ev in enumerate(events):
+            if not n & 15:
+                share_gil()
             p = ev.payload
-            tokens = _tokens(p if ev.type == "usage" else p.get("usage"))
-            event_rows.append((
-                ev.event_id, ev.run_id, ev.turn_id, ev.span_id, ev.parent_span_id, ev.seq, ev.ts, ev.type,
-                _str(p.get("provider")), _str(p.get("model")), _str(p.get("status")), *tokens,
-                _num(p.get("cost_usd")), _num(p.get("duration_ms")), ev.payload_json().decode("utf-8"),
-            ))
-            if ev.run_id is not None and last_seen.get(ev.run_id, 0) < ev.ts:
-                last_seen[ev.run_id] = ev.ts
-            handler = _HANDLERS.get(ev.type)
+            get = p.get
+            typ = ev.type
+            provider, model, status = get("provider"), get("model"), get("status")
+            if provider is not None and not isinstance(provider, str):
+                provider = None
+            if model is not None and not isinstance(model, str):
+                model = None
+            if status is not None and not isinstance(status, str):
+                status = None
+            cost, duration = get("cost_usd"), get("duration_ms")
+            if cost is not None and type(cost) is not float:
+                cost = _num(cost)
+            if duration is not None and type(duration) is not float:
+                duration = _num(duration)
+            data = ev._json
+            if data is None:
+                data = ev.payload_json()
+            run_id, ts = ev.run_id, ev.ts
+            usage = p if typ == "usage" else get("usage")
+            if usage is None:
+                append((ev.event_id, run_id, ev.turn_id, ev.span_id, ev.parent_span_id, ev.seq, ts, typ,
+                        provider, model, status, None, None, None, None, None, cost, duration,
+                        data.decode("utf-8")))
+            else:
+                t_in, t_out, t_cached, t_write, t_reason = _tokens(usage)
+                append((ev.event_id, run_id, ev.turn_id, ev.span_id, ev.parent_span_id, ev.seq, ts, typ,
+                        provider, model, status, t_in, t_out, t_cached, t_write, t_reason, cost, duration,
+                        data.decode("utf-8")))
+            if run_id is not None and seen(run_id, 0) < ts:
+                last_seen[run_id] = ts
+            handler = handlers.get(typ)
             if handler is not None:
-                handler(ev, p, add)
+                handler(ev, p, ops)
         ops[_RUN_SEEN].extend(last_seen.items())
         return ops
 
@@ -481,30 +509,32 @@ class SQLiteSink:
 
 
 # -- event type -> derived rows ----------------------------------------------------------
-Add = Callable[[str, tuple[Any, ...]], None]
+Ops = dict[str, list[tuple[Any, ...]]]  # statement -> its parameter rows
 
 
-def _run_started(ev: Event, p: dict[str, Any], add: Add) -> None:
-    add(_RUN_STARTED, (ev.run_id, _str(p.get("name")), ev.ts, _json(p.get("metadata")),
-                       _json(p.get("tags")), _str(p.get("parent_run_id")), 1 if p.get("implicit") else 0))
+def _run_started(ev: Event, p: dict[str, Any], ops: Ops) -> None:
+    ops[_RUN_STARTED].append((ev.run_id, _str(p.get("name")), ev.ts, _json(p.get("metadata")),
+                              _json(p.get("tags")), _str(p.get("parent_run_id")),
+                              1 if p.get("implicit") else 0))
 
 
-def _run_finished(ev: Event, p: dict[str, Any], add: Add) -> None:
-    add(_RUN_FINISHED, (ev.run_id, _str(p.get("status")) or "ok", ev.ts, _error_text(p.get("error"))))
+def _run_finished(ev: Event, p: dict[str, Any], ops: Ops) -> None:
+    ops[_RUN_FINISHED].append((ev.run_id, _str(p.get("status")) or "ok", ev.ts, _error_text(p.get("error"))))
 
 
-def _turn_started(ev: Event, p: dict[str, Any], add: Add) -> None:
+def _turn_started(ev: Event, p: dict[str, Any], ops: Ops) -> None:
     if ev.turn_id is not None:
-        add(_TURN_STARTED, (ev.turn_id, ev.run_id, _int(p.get("index")), ev.ts, _json(p.get("metadata"))))
+        ops[_TURN_STARTED].append((ev.turn_id, ev.run_id, _int(p.get("index")), ev.ts,
+                                   _json(p.get("metadata"))))
 
 
-def _turn_finished(ev: Event, p: dict[str, Any], add: Add) -> None:
+def _turn_finished(ev: Event, p: dict[str, Any], ops: Ops) -> None:
     if ev.turn_id is not None:
-        add(_TURN_FINISHED, (ev.turn_id, ev.run_id, _str(p.get("status")) or "ok", ev.ts,
-                             _error_text(p.get("error"))))
+        ops[_TURN_FINISHED].append((ev.turn_id, ev.run_id, _str(p.get("status")) or "ok", ev.ts,
+                                    _error_text(p.get("error"))))
 
 
-def _span_opened(ev: Event, p: dict[str, Any], add: Add) -> None:
+def _span_opened(ev: Event, p: dict[str, Any], ops: Ops) -> None:
     if ev.span_id is None:
         return
     kind = ev.type.split(".", 1)[0]
@@ -513,19 +543,19 @@ def _span_opened(ev: Event, p: dict[str, Any], add: Add) -> None:
     name = _str(p.get("name"))
     if kind == "llm" and name is None:
         name = _str(p.get("model"))
-    add(_SPAN_OPENED, (
+    ops[_SPAN_OPENED].append((
         ev.span_id, ev.run_id, ev.turn_id, ev.parent_span_id, kind, name, ev.seq, ev.ts,
         _str(p.get("goal")), _str(p.get("label")), _json(p.get("attributes")),
         _str(p.get("provider")), _str(p.get("model")), _str(p.get("tool_call_id")), _json(p.get("arguments")),
     ))
     text = _str(p.get("goal"))
     if kind == "tool" and p.get("arguments") is not None:
-        add(_SEARCH, (_text(p.get("arguments")), "tool_arguments", ev.run_id, ev.span_id, ev.event_id))
+        ops[_SEARCH].append((_text(p.get("arguments")), "tool_arguments", ev.run_id, ev.span_id, ev.event_id))
     elif text:
-        add(_SEARCH, (text, "goal", ev.run_id, ev.span_id, ev.event_id))
+        ops[_SEARCH].append((text, "goal", ev.run_id, ev.span_id, ev.event_id))
 
 
-def _span_closed(ev: Event, p: dict[str, Any], add: Add) -> None:
+def _span_closed(ev: Event, p: dict[str, Any], ops: Ops) -> None:
     if ev.span_id is None:
         return
     kind = ev.type.split(".", 1)[0]
@@ -535,7 +565,7 @@ def _span_closed(ev: Event, p: dict[str, Any], add: Add) -> None:
     result = _text(p.get("result"))
     error = p.get("error")
     error_text = _error_text(error)
-    add(_SPAN_CLOSED, (
+    ops[_SPAN_CLOSED].append((
         ev.span_id, ev.run_id, ev.turn_id, _KIND_OF.get(kind, "span"), status, ev.seq, ev.ts,
         _num(p.get("duration_ms")), result, error_text, _str(p.get("model")),
         response, reasoning, _str(p.get("stop_reason")),
@@ -544,62 +574,63 @@ def _span_closed(ev: Event, p: dict[str, Any], add: Add) -> None:
     ))
     run_id, span_id, event_id = ev.run_id, ev.span_id, ev.event_id
     if response:
-        add(_SEARCH, (response, "response", run_id, span_id, event_id))
+        ops[_SEARCH].append((response, "response", run_id, span_id, event_id))
     if reasoning:
-        add(_SEARCH, (reasoning, "reasoning", run_id, span_id, event_id))
+        ops[_SEARCH].append((reasoning, "reasoning", run_id, span_id, event_id))
     if result:
-        add(_SEARCH, (result, "tool_result" if kind == "tool" else "result", run_id, span_id, event_id))
+        ops[_SEARCH].append((result, "tool_result" if kind == "tool" else "result", run_id, span_id, event_id))
     if error_text:
-        add(_SEARCH, (error_text, "error", run_id, span_id, event_id))
+        ops[_SEARCH].append((error_text, "error", run_id, span_id, event_id))
     if ev.type == "llm.finished":
         for call in p.get("tool_calls") or ():
             if isinstance(call, dict):
-                _tool_request(ev, call, add)
+                _tool_request(ev, call, ops)
 
 
-def _span_status(ev: Event, p: dict[str, Any], add: Add) -> None:
+def _span_status(ev: Event, p: dict[str, Any], ops: Ops) -> None:
     status = _str(p.get("status"))
     if ev.span_id is not None and status:
-        add(_SPAN_STATUS, (ev.span_id, ev.run_id, ev.turn_id, status, ev.seq))
+        ops[_SPAN_STATUS].append((ev.span_id, ev.run_id, ev.turn_id, status, ev.seq))
 
 
-def _span_link(ev: Event, p: dict[str, Any], add: Add) -> None:
+def _span_link(ev: Event, p: dict[str, Any], ops: Ops) -> None:
     target = _str(p.get("target_span_id"))
     if ev.span_id is not None and target:
-        add(_SPAN_LINK, (ev.span_id, target, _str(p.get("relation")) or "depends_on", ev.run_id, ev.ts))
+        ops[_SPAN_LINK].append((ev.span_id, target, _str(p.get("relation")) or "depends_on", ev.run_id,
+                                ev.ts))
 
 
-def _span_annotate(ev: Event, p: dict[str, Any], add: Add) -> None:
+def _span_annotate(ev: Event, p: dict[str, Any], ops: Ops) -> None:
     fields = p.get("fields")
     if ev.span_id is not None and isinstance(fields, dict) and fields:
-        add(_SPAN_ANNOTATE, (ev.span_id, ev.run_id, ev.turn_id, _json(fields)))
+        ops[_SPAN_ANNOTATE].append((ev.span_id, ev.run_id, ev.turn_id, _json(fields)))
 
 
-def _tool_approval(ev: Event, p: dict[str, Any], add: Add) -> None:
+def _tool_approval(ev: Event, p: dict[str, Any], ops: Ops) -> None:
     decision = _str(p.get("decision"))
     if ev.span_id is None or decision is None:
         return
     reason = _text(p.get("reason"))
-    add(_TOOL_APPROVAL, (ev.span_id, ev.run_id, ev.turn_id, decision, _text(p.get("by")), reason))
+    ops[_TOOL_APPROVAL].append((ev.span_id, ev.run_id, ev.turn_id, decision, _text(p.get("by")), reason))
     if reason:
-        add(_SEARCH, (reason, "approval", ev.run_id, ev.span_id, ev.event_id))
+        ops[_SEARCH].append((reason, "approval", ev.run_id, ev.span_id, ev.event_id))
 
 
-def _tool_call(ev: Event, p: dict[str, Any], add: Add) -> None:
-    _tool_request(ev, p, add)
+def _tool_call(ev: Event, p: dict[str, Any], ops: Ops) -> None:
+    _tool_request(ev, p, ops)
 
 
-def _tool_request(ev: Event, call: dict[str, Any], add: Add) -> None:
+def _tool_request(ev: Event, call: dict[str, Any], ops: Ops) -> None:
     call_id = _str(call.get("id")) or _str(call.get("tool_call_id"))
     if call_id and ev.span_id:
-        add(_TOOL_REQUEST, (call_id, ev.span_id, ev.run_id, ev.turn_id, _str(call.get("name")),
-                            _json(call.get("arguments")), ev.ts))
+        ops[_TOOL_REQUEST].append((call_id, ev.span_id, ev.run_id, ev.turn_id, _str(call.get("name")),
+                                   _json(call.get("arguments")), ev.ts))
 
 
-def _log(ev: Event, p: dict[str, Any], add: Add) -> None:
+def _log(ev: Event, p: dict[str, Any], ops: Ops) -> None:
     msg = _str(p.get("message"))
     if msg:
-        add(_SEARCH, (msg, "log", ev.run_id, ev.span_id, ev.event_id))
+        ops[_SEARCH].append((msg, "log", ev.run_id, ev.span_id, ev.event_id))
 
 
 _DEFAULT_STATUS = {
@@ -610,7 +641,7 @@ _DEFAULT_STATUS = {
     "tool.finished": "ok",
     "tool.failed": "error",
 }
-_HANDLERS: dict[str, Callable[[Event, dict[str, Any], Add], None]] = {
+_HANDLERS: dict[str, Callable[[Event, dict[str, Any], Ops], None]] = {
     "run.started": _run_started,
     "run.finished": _run_finished,
     "turn.started": _turn_started,
