@@ -57,7 +57,8 @@ FORK_WAIT = 1.0
 
 
 def _may_hold_media(data: bytes) -> bool:
-    return any(hint in data for hint in _MEDIA_HINTS)
+    b64, data_url, b64_json, audio = _MEDIA_HINTS  # no generator: this runs for every LLM payload
+    return b64 in data or data_url in data or b64_json in data or audio in data
 
 
 #: Kept from a payload that a failed processor masks: the span's outcome and its numbers.
@@ -329,14 +330,15 @@ class Worker:
         events: list[Event] = [ev for ev, _ in held]
         extra: list[tuple[Any, ...]] = [sinks for _, sinks in held]
         waiters: list[Waiter] = []
-        for typ, payload, ns, seq, run_id, turn_id, span_id, parent, sinks, waiter in items:
-            share_gil()
+        add_event, add_sinks = events.append, extra.append
+        for n, (typ, payload, ns, seq, run_id, turn_id, span_id, parent, sinks, waiter) in enumerate(items):
+            if not n & 15:
+                share_gil()
             if type(payload) is not dict:
                 payload = {} if payload is None else {"value": payload}
-            events.append(
-                Event(str(typ), make_id(ns), ns // 1000, seq, run_id, turn_id, span_id, parent, payload)
-            )
-            extra.append(sinks)
+            add_event(Event(typ if type(typ) is str else str(typ), make_id(ns), ns // 1000, seq, run_id,
+                            turn_id, span_id, parent, payload))
+            add_sinks(sinks)
             if waiter is not None:
                 waiters.append(waiter)
         if not self.keep_deltas:
@@ -401,31 +403,35 @@ class Worker:
         from ._encode import EncodeError, encode_payload
         from ._secrets import redact_json
 
-        out_e: list[Event] = []
-        out_x: list[tuple[Any, ...]] = []
-        for ev, sinks in zip(events, extra, strict=True):
-            share_gil()
+        max_bytes, max_string = self.max_event_bytes, self.max_string_bytes
+        strip, redact = self.strip_media, self.redact
+        dropped: list[int] = []
+        for n, ev in enumerate(events):
+            share_gil()  # every event: one can take a while (a long conversation resent)
             try:
-                data, stored = encode_payload(ev.payload, self.max_event_bytes, self.max_string_bytes)
+                data, stored = encode_payload(ev.payload, max_bytes, max_string)
             except EncodeError as exc:
                 self.rec._count_drop(str(exc.args[0]))
                 log.warning("agentlog: dropped a %s event: payload %s", ev.type, exc.args[0])
+                dropped.append(n)
                 continue
-            if self.strip_media and ev.type in _MEDIA_EVENTS and len(data) > MEDIA_MIN_CHARS and _may_hold_media(data):
+            if strip and len(data) > MEDIA_MIN_CHARS and ev.type in _MEDIA_EVENTS and _may_hold_media(data):
                 # Only payloads that may carry inline media are walked (a substring test in C first).
                 stripped = _strip_media(stored)
                 if stripped is not stored:
-                    data, stored = encode_payload(stripped, self.max_event_bytes, self.max_string_bytes)
-            if self.redact:
+                    data, stored = encode_payload(stripped, max_bytes, max_string)
+            if redact:
                 clean = redact_json(data)
                 if clean is not None:
                     data, stored = clean, orjson.loads(clean)
                     self.redacted += 1
             ev.payload = stored
             ev._json = data
-            out_e.append(ev)
-            out_x.append(sinks)
-        return out_e, out_x
+        if not dropped:
+            return events, extra
+        gone = set(dropped)
+        keep = [i for i in range(len(events)) if i not in gone]
+        return [events[i] for i in keep], [extra[i] for i in keep]
 
     def _deliver_extra(self, events: list[Event], extra: list[tuple[Any, ...]]) -> None:
         by_sink: dict[int, tuple[Sink, list[Event]]] = {}

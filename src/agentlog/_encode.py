@@ -222,7 +222,7 @@ def encode_payload(payload: Any, max_bytes: int, max_string: int) -> tuple[bytes
     # A flat dict of plain values (most events: deltas, logs, turns) cannot expand: its JSON
     # is at most a few times its strings' length, so the size check after encoding suffices
     # (one set operation in C instead of the walk).
-    if type(payload) is dict and _FLAT_OK(map(type, payload.values())) or (
+    if (type(payload) is dict and _FLAT_OK(map(type, payload.values()))) or (
             type(payload) in _CONTAINERS and _plain_size(payload, max_bytes) >= 0):
         try:
             data = orjson.dumps(payload, option=_OPTS)
