@@ -42,7 +42,6 @@ from ..store.sqlite import (
     is_damage,
 )
 from ._conversation import msg_hash, reply_message, request_chain
-from ._pipeline import StatementThread
 
 __all__ = ["SQLiteSink"]
 
@@ -150,19 +149,9 @@ _ORDER = (
 )
 
 _KIND_OF = {"llm": "llm", "tool": "tool", "span": "span"}
-_LLM_MESSAGES = frozenset({"llm.started", "llm.finished"})
-#: Batches of at least this many events overlap building rows with inserting them
-#: (see sinks/_pipeline.py), in parts of PIPELINE_CHUNK events; smaller ones run inline.
-PIPELINE_MIN_EVENTS = 256
-PIPELINE_CHUNK = 200
-Ops = dict[str, list[tuple[Any, ...]]]  # statement -> its parameter rows
 _NO_TOKENS: tuple[None, ...] = (None,) * len(USAGE_KEYS)
 _HOST = socket.gethostname()
 _INHERITED: list[sqlite3.Connection] = []  # connections a forked child must never touch
-
-
-def _nothing() -> None:
-    """``before_read`` when no statement thread is involved."""
 
 
 def _busy(exc: BaseException) -> bool:
@@ -230,7 +219,6 @@ class SQLiteSink:
         self._positions: dict[str, int] = {}
         self._span_tail: dict[str, str] = {}  # llm span -> hash of its request's last message
         self._known: dict[str, set[str]] = {}  # run -> message hashes already stored (a cache)
-        self._statements: StatementThread | None = None  # started with the first large batch
         self._rejected = 0
         self._closed = False
         self.fallback: Path | None = None  # set once events go to the fallback file
@@ -241,16 +229,11 @@ class SQLiteSink:
     # -- the contract ----------------------------------------------------------------
     def write(self, events: Sequence[Event]) -> None:
         conn = self._connect()
-        pipelined = len(events) >= PIPELINE_MIN_EVENTS
-        ops = self._rows(events[:PIPELINE_CHUNK] if pipelined else events)
+        ops = self._rows(events)
         conn.execute("BEGIN IMMEDIATE")
         try:
             try:
-                if pipelined:
-                    messages = self._write_pipelined(conn, events, ops)
-                else:
-                    self._apply(conn, ops)
-                    messages = self._message_rows(conn, events, _nothing)
+                self._apply(conn, ops)
             except sqlite3.OperationalError:
                 raise
             except (sqlite3.DatabaseError, ValueError, OverflowError, UnicodeError) as exc:
@@ -260,15 +243,14 @@ class SQLiteSink:
                 conn.execute("ROLLBACK")
                 conn.execute("BEGIN IMMEDIATE")
                 self._write_one_by_one(conn, events)
-                self._forget_conversation()  # the message rows may have been half built
-                messages = self._message_rows(conn, events, _nothing)
-            self._insert_messages(conn, *messages)
+            self._write_messages(conn, events)
             self._write_stats(conn)
             conn.execute("COMMIT")
             self._bound_wal(conn)
         except BaseException as exc:
-            self._settle()
-            self._forget_conversation()  # positions read inside the failed transaction
+            self._positions.clear()  # positions read inside the failed transaction
+            self._span_tail.clear()
+            self._known.clear()
             self._after_failure(conn, exc)
             raise
 
@@ -279,9 +261,6 @@ class SQLiteSink:
         if self._closed:
             return
         self._closed = True
-        if self._statements is not None:
-            self._statements.stop()
-            self._statements = None
         conn, self._conn = self._conn, None
         if conn is not None:
             try:
@@ -297,8 +276,8 @@ class SQLiteSink:
         if self._conn is not None:
             _INHERITED.append(self._conn)
         self._conn = None
-        self._statements = None  # the parent's thread: not in this process
-        self._forget_conversation()
+        self._positions.clear()
+        self._known.clear()
 
     def note_stats(self, stats: dict[str, Any]) -> None:
         self._stats = stats
@@ -383,44 +362,6 @@ class SQLiteSink:
             if rows:
                 insert_rows(conn, stmt, rows)
 
-    def _write_pipelined(
-        self, conn: sqlite3.Connection, events: Sequence[Event], ops: Ops
-    ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
-        """:meth:`_apply` part by part, each part's INSERTs on the statement thread while
-        this one builds the next part's rows; then the message rows, built while the
-        last part is inserted. Returns the message rows (see :meth:`_message_rows`)."""
-        stmts = self._statements
-        if stmts is None:
-            stmts = self._statements = StatementThread(self.name)
-        last_seen: dict[str, int] = {}
-        for start in range(0, len(events), PIPELINE_CHUNK):
-            if start:
-                ops = self._rows(events[start:start + PIPELINE_CHUNK], last_seen)
-            else:
-                last_seen = {run_id: ts for run_id, ts in ops[_RUN_SEEN]}
-                ops[_RUN_SEEN] = []
-            for stmt in _ORDER:
-                rows = ops[stmt]
-                if rows:
-                    stmts.submit(conn, stmt, rows)
-        stmts.submit(conn, _RUN_SEEN, list(last_seen.items()))
-        messages = self._message_rows(conn, events, stmts.drain)
-        stmts.drain()
-        return messages
-
-    def _settle(self) -> None:
-        """Wait for the statement thread after a failure (its error, if any, is the same batch's)."""
-        if self._statements is not None:
-            try:
-                self._statements.drain()
-            except BaseException:
-                pass
-
-    def _forget_conversation(self) -> None:
-        self._positions.clear()
-        self._span_tail.clear()
-        self._known.clear()
-
     def _write_one_by_one(self, conn: sqlite3.Connection, events: Sequence[Event]) -> None:
         for ev in events:
             conn.execute("SAVEPOINT one")
@@ -449,21 +390,18 @@ class SQLiteSink:
              mine.get("written", 0), dropped, s["queued"], _json(s)),
         )
 
-    def _rows(self, events: Sequence[Event], last_seen: dict[str, int] | None = None) -> Ops:
+    def _rows(self, events: Sequence[Event]) -> dict[str, list[tuple[Any, ...]]]:
         """Every statement's parameter rows for ``events``, one list per statement.
 
         The hot loop of the writer: one ``al_events`` row per event, written out
         field by field (no helper call for a column that is a plain string or
         float, no token columns read unless the payload has usage), plus the rows
-        of the derived tables from the event type's handler. ``last_seen`` (run ->
-        latest event time) is updated in place when given, else returned as rows.
+        of the derived tables from the event type's handler.
         """
-        ops: Ops = {stmt: [] for stmt in _ORDER}
+        ops: dict[str, list[tuple[Any, ...]]] = {stmt: [] for stmt in _ORDER}
         append = ops[_INSERT_EVENT].append
         handlers = _HANDLERS
-        runs = last_seen
-        if last_seen is None:
-            last_seen = {}
+        last_seen: dict[str, int] = {}
         seen = last_seen.get
         for n, ev in enumerate(events):
             if not n & 15:
@@ -502,32 +440,26 @@ class SQLiteSink:
             handler = handlers.get(typ)
             if handler is not None:
                 handler(ev, p, ops)
-        if runs is None:
-            ops[_RUN_SEEN].extend(last_seen.items())
+        ops[_RUN_SEEN].extend(last_seen.items())
         return ops
 
-    def _message_rows(
-        self, conn: sqlite3.Connection, events: Sequence[Event], before_read: Callable[[], None]
-    ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
-        """The new conversation messages of ``events`` (each stored once per run) and their
-        search rows. ``before_read`` runs before any SELECT (the statement thread must
-        have inserted the batch's events first)."""
+    def _write_messages(self, conn: sqlite3.Connection, events: Sequence[Event]) -> None:
+        """Append new conversation messages, each stored once per run."""
         rows: list[tuple[Any, ...]] = []
         search: list[tuple[Any, ...]] = []
         for ev in events:
-            if ev.run_id is None or ev.type not in _LLM_MESSAGES:
+            if ev.run_id is None or ev.type not in ("llm.started", "llm.finished"):
                 continue
             share_gil()
             known = self._known.get(ev.run_id)
             if known is None:  # first time this writer sees the run: it may have history already
-                before_read()
                 known = self._known[ev.run_id] = {r[0] for r in conn.execute(
                     "SELECT msg_hash FROM al_messages WHERE run_id = ?", (ev.run_id,))}
-            for direction, digest, msg in self._conversation(conn, ev, before_read):
+            for direction, digest, msg in self._conversation(conn, ev):
                 if digest in known:  # every request resends the conversation so far
                     continue
                 known.add(digest)
-                pos = self._next_position(conn, ev.run_id, before_read)
+                pos = self._next_position(conn, ev.run_id)
                 self._positions[ev.run_id] = pos + 1
                 content = _text(msg.get("content"))
                 rows.append((ev.run_id, pos, digest, ev.turn_id, ev.span_id, direction, _str(msg.get("role")),
@@ -535,22 +467,15 @@ class SQLiteSink:
                              _json(msg.get("tool_calls"))))
                 if content:
                     search.append((content, "message", ev.run_id, ev.span_id, ev.event_id))
-        if len(self._known) > 1_000:
-            self._known.clear()
-        return rows, search
-
-    def _insert_messages(
-        self, conn: sqlite3.Connection, rows: list[tuple[Any, ...]], search: list[tuple[Any, ...]]
-    ) -> None:
         if rows:
             # OR IGNORE: another process may have stored the same message of a shared run
             # first; then this position stays unused, which the order does not mind.
             insert_rows(conn, _MESSAGE, rows)
             insert_rows(conn, _SEARCH, search)
+        if len(self._known) > 1_000:
+            self._known.clear()
 
-    def _conversation(
-        self, conn: sqlite3.Connection, ev: Event, before_read: Callable[[], None]
-    ) -> list[tuple[str, str, dict[str, Any]]]:
+    def _conversation(self, conn: sqlite3.Connection, ev: Event) -> list[tuple[str, str, dict[str, Any]]]:
         """(direction, chain hash, message) for the messages an llm event carries."""
         p = ev.payload
         if ev.type == "llm.started":
@@ -565,17 +490,15 @@ class SQLiteSink:
             return []
         parent = self._span_tail.pop(ev.span_id or "", None)
         if parent is None:  # the request was written by an earlier batch or process
-            before_read()
             row = conn.execute("SELECT payload FROM al_events WHERE span_id = ? AND type = 'llm.started'",
                                (ev.span_id,)).fetchone()
             chain = request_chain(orjson.loads(row[0])) if row else []
             parent = chain[-1][1] if chain else ""
         return [("output", msg_hash(parent, msg), msg)]
 
-    def _next_position(self, conn: sqlite3.Connection, run_id: str, before_read: Callable[[], None]) -> int:
+    def _next_position(self, conn: sqlite3.Connection, run_id: str) -> int:
         pos = self._positions.get(run_id)
         if pos is None:
-            before_read()
             row = conn.execute("SELECT coalesce(max(position), 0) + 1 FROM al_messages WHERE run_id = ?",
                                (run_id,)).fetchone()
             pos = self._positions[run_id] = int(row[0])
@@ -586,6 +509,9 @@ class SQLiteSink:
 
 
 # -- event type -> derived rows ----------------------------------------------------------
+Ops = dict[str, list[tuple[Any, ...]]]  # statement -> its parameter rows
+
+
 def _run_started(ev: Event, p: dict[str, Any], ops: Ops) -> None:
     ops[_RUN_STARTED].append((ev.run_id, _str(p.get("name")), ev.ts, _json(p.get("metadata")),
                               _json(p.get("tags")), _str(p.get("parent_run_id")),

@@ -154,9 +154,7 @@ def connect_writer(path: Path, *, fsync: bool = False, deep_check: bool = True) 
     check_usable(path, deep=deep_check)
     if not path.parent.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-    # A statement cache that holds every multi-row shape of every statement (see insert_rows).
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000,
-                           cached_statements=STATEMENT_CACHE)
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000)
     try:
         conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         check_not_newer(conn, str(path))  # before anything changes the file
@@ -230,8 +228,6 @@ def backup(path: Path, dest: Path) -> Path:
 # A multi-row INSERT steps once for up to _CHUNK rows. Row counts are split into
 # powers of two so each statement is prepared in at most 7 shapes (sqlite3 caches 128).
 _CHUNK = 64
-#: Prepared statements a writer connection keeps: each INSERT in up to 9 shapes (1 to 256 rows).
-STATEMENT_CACHE = 512
 _MULTI: dict[tuple[str, int], str] = {}
 
 
@@ -255,11 +251,10 @@ def _group_end(sql: str, start: int) -> int:
     raise ValueError(f"unbalanced VALUES group in {sql!r}")
 
 
-def insert_rows(conn: sqlite3.Connection, stmt: str, rows: list[tuple[Any, ...]], chunk: int = _CHUNK) -> None:
-    """``executemany(stmt, rows)`` in multi-row statements of ``chunk`` (a power of two),
-    then halves of it, down to 1 row."""
+def insert_rows(conn: sqlite3.Connection, stmt: str, rows: list[tuple[Any, ...]]) -> None:
+    """``executemany(stmt, rows)`` in multi-row statements of 64, 32, ..., 1 rows."""
     i, total = 0, len(rows)
-    size = chunk
+    size = _CHUNK
     while i < total:
         while size > total - i:
             size >>= 1
