@@ -30,7 +30,7 @@ import orjson
 
 from .._gil import share_gil
 from ..errors import UnusableStoreError
-from ..events import SPAN_CLOSING, USAGE_KEYS, Event
+from ..events import SPAN_CLOSING, SPAN_OPENING, USAGE_KEYS, Event
 from ..store.sqlite import (
     BUSY_TIMEOUT_MS,
     WAL_CHECK_EVERY,
@@ -149,6 +149,7 @@ _ORDER = (
 )
 
 _KIND_OF = {"llm": "llm", "tool": "tool", "span": "span"}
+_KIND_OF_TYPE = {t: t.split(".", 1)[0] for t in (*SPAN_OPENING, *SPAN_CLOSING)}  # "llm.started" -> "llm"
 _NO_TOKENS: tuple[None, ...] = (None,) * len(USAGE_KEYS)
 _HOST = socket.gethostname()
 _INHERITED: list[sqlite3.Connection] = []  # connections a forked child must never touch
@@ -537,28 +538,33 @@ def _turn_finished(ev: Event, p: dict[str, Any], ops: Ops) -> None:
 def _span_opened(ev: Event, p: dict[str, Any], ops: Ops) -> None:
     if ev.span_id is None:
         return
-    kind = ev.type.split(".", 1)[0]
+    get = p.get
+    kind = _KIND_OF_TYPE[ev.type]
     if kind == "span":  # generic spans name their own kind: agent, task, chain, ...
-        kind = _str(p.get("kind")) or "span"
-    name = _str(p.get("name"))
+        kind = _str(get("kind")) or "span"
+    name = _str(get("name"))
+    model = _str(get("model"))
     if kind == "llm" and name is None:
-        name = _str(p.get("model"))
+        name = model
+    goal = _str(get("goal"))
+    arguments = get("arguments")
+    arguments_json = _json(arguments)
     ops[_SPAN_OPENED].append((
         ev.span_id, ev.run_id, ev.turn_id, ev.parent_span_id, kind, name, ev.seq, ev.ts,
-        _str(p.get("goal")), _str(p.get("label")), _json(p.get("attributes")),
-        _str(p.get("provider")), _str(p.get("model")), _str(p.get("tool_call_id")), _json(p.get("arguments")),
+        goal, _str(get("label")), _json(get("attributes")),
+        _str(get("provider")), model, _str(get("tool_call_id")), arguments_json,
     ))
-    text = _str(p.get("goal"))
-    if kind == "tool" and p.get("arguments") is not None:
-        ops[_SEARCH].append((_text(p.get("arguments")), "tool_arguments", ev.run_id, ev.span_id, ev.event_id))
-    elif text:
-        ops[_SEARCH].append((text, "goal", ev.run_id, ev.span_id, ev.event_id))
+    if kind == "tool" and arguments is not None:
+        text = arguments if isinstance(arguments, str) else arguments_json
+        ops[_SEARCH].append((text, "tool_arguments", ev.run_id, ev.span_id, ev.event_id))
+    elif goal:
+        ops[_SEARCH].append((goal, "goal", ev.run_id, ev.span_id, ev.event_id))
 
 
 def _span_closed(ev: Event, p: dict[str, Any], ops: Ops) -> None:
     if ev.span_id is None:
         return
-    kind = ev.type.split(".", 1)[0]
+    kind = _KIND_OF_TYPE[ev.type]
     status = _str(p.get("status")) or _DEFAULT_STATUS[ev.type]
     response = _str(p.get("partial_text" if ev.type in ("llm.interrupted", "llm.error") else "response_text"))
     reasoning = _str(p.get("reasoning_text"))
