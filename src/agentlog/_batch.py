@@ -4,7 +4,8 @@ Everything expensive happens here, never on the caller's thread: building
 :class:`Event` values, minting event ids, consolidating stream deltas, redacting
 secrets (first, before processors and sinks; see :mod:`agentlog._secrets`), JSON
 encoding, running processors, and the sinks' I/O. The loops hand the GIL over every
-~0.5 ms (:mod:`agentlog._gil`) so the host's threads and event loops are not kept waiting.
+~0.5 ms while other threads take it, up to 2 ms when none does (:mod:`agentlog._gil`), so
+the host's threads and event loops are not kept waiting.
 
 A batch closes when it reaches ``batch_size`` events, when the queue runs dry,
 or at a flush marker. The thread sleeps ``flush_interval`` between drains unless
