@@ -5,7 +5,9 @@ taken only when :func:`_plain_size` (one pass over the containers, no
 recursion) finds plain JSON data whose output fits ``max_bytes``: orjson itself
 has no output limit, so a structure that shares references (``x = [x, x]``
 thirty times, or one long string referenced 100,000 times) would otherwise
-serialise for minutes into gigabytes. Everything else, and anything orjson
+serialise for minutes into gigabytes. A flat dict of plain values skips the walk: it
+holds no references to expand, its JSON is at most a few times its strings' size, and
+the output is checked against ``max_bytes`` after encoding. Everything else, and anything orjson
 refuses (unknown types, lone surrogates, integers past 64 bits, deep nesting,
 cycles), goes through :func:`sanitize`, which walks the value with a depth
 limit, a budget of nodes *and of output bytes*, and cycle detection, and
