@@ -5,9 +5,7 @@ taken only when :func:`_plain_size` (one pass over the containers, no
 recursion) finds plain JSON data whose output fits ``max_bytes``: orjson itself
 has no output limit, so a structure that shares references (``x = [x, x]``
 thirty times, or one long string referenced 100,000 times) would otherwise
-serialise for minutes into gigabytes. A flat dict of plain values skips the walk: it
-holds no references to expand, its JSON is at most a few times its strings' size, and
-the output is checked against ``max_bytes`` after encoding. Everything else, and anything orjson
+serialise for minutes into gigabytes. Everything else, and anything orjson
 refuses (unknown types, lone surrogates, integers past 64 bits, deep nesting,
 cycles), goes through :func:`sanitize`, which walks the value with a depth
 limit, a budget of nodes *and of output bytes*, and cycle detection, and
@@ -33,7 +31,6 @@ _REPR_LIMIT = 200
 
 _CONTAINERS = frozenset({dict, list, tuple})
 _PLAIN_SCALARS = frozenset({int, float, bool, type(None)})
-_FLAT_OK = frozenset({str, int, float, bool, type(None)}).issuperset
 
 
 def _plain_size(value: Any, limit: int) -> int:
@@ -221,11 +218,7 @@ def encode_payload(payload: Any, max_bytes: int, max_string: int) -> tuple[bytes
     sanitized, truncated form does not fit.
     """
     data = None
-    # A flat dict of plain values (most events: deltas, logs, turns) cannot expand: its JSON
-    # is at most a few times its strings' length, so the size check after encoding suffices
-    # (one set operation in C instead of the walk).
-    if (type(payload) is dict and _FLAT_OK(map(type, payload.values()))) or (
-            type(payload) in _CONTAINERS and _plain_size(payload, max_bytes) >= 0):
+    if type(payload) in _CONTAINERS and _plain_size(payload, max_bytes) >= 0:
         try:
             data = orjson.dumps(payload, option=_OPTS)
         except Exception:
