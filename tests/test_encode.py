@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import time
 from pathlib import Path
 
 import agentlog
@@ -77,3 +78,13 @@ def test_hostile_payloads_never_reach_the_host_and_normal_events_still_land(db: 
     assert set(rows) == {"weird", "huge", "normal"}
     assert rows["weird"]["fields"]["nan"] is None
     assert rows["huge"]["fields"]["blob"]["size"] == 5_000_000
+
+
+def test_one_long_string_under_many_keys_is_bounded_before_it_is_encoded() -> None:
+    # 20,000 keys naming the same 100 KB string: 2 GB of JSON if encoded as it is.
+    text = "y" * 100_000
+    payload = {f"k{i}": text for i in range(20_000)}
+    start = time.perf_counter()
+    data, _ = encode_payload(payload, 1_000_000, 1000)
+    assert len(data) <= 1_000_000
+    assert time.perf_counter() - start < 1.0  # bounded before encoding, not after
