@@ -35,6 +35,9 @@ from .tools import (  # the tool producers moved to tools.py
 
 __all__ = ["Inference", "ToolCall", "inference", "log", "snapshot", "tool_call", "usage"]
 
+_DELTA = "llm.delta"
+_REASONING = "llm.reasoning"
+
 
 class Inference(SpanScope):
     """One LLM call: request, streamed text and reasoning, tool calls, outcome."""
@@ -60,13 +63,17 @@ class Inference(SpanScope):
         self._reasoning: list[str] = []
         self._tool_calls: list[dict[str, Any]] = []
         self._first_token_ns: int | None = None
-        # Stream chunks waiting to be published as one event (see _chunk()).
+        # Stream chunks waiting to be published as one event (see _chunk()): the run of
+        # pending chunks is _text[_mark:] (or _reasoning[_mark:]) while _kind names it.
         self._lock = threading.Lock()
-        self._pending: list[str] = []
-        self._pending_type = ""
-        self._pending_fields: dict[str, Any] = {}
-        self._pending_first = 0
-        self._pending_last = 0
+        self._fast: str | None = None  # the kind whose next chunk may take the fast path
+        self._kind: str | None = None
+        self._fields: dict[str, Any] = {}
+        self._mark = 0
+        self._first = 0  # recorder clock of the pending run's first chunk, and of its last
+        self._last = 0
+        self._clock: Any = time.time_ns
+        self._tracker: Any = None  # the recorder whose writer publishes the pending run
 
     def _fresh(self) -> Inference:
         return Inference(self.provider, self.model, self.request, messages=self.messages, name=self.name)
@@ -87,63 +94,112 @@ class Inference(SpanScope):
     # -- while it streams -------------------------------------------------------------
     def delta(self, text: str, **fields: Any) -> bool:
         """A chunk of streamed text (``fields``: e.g. ``index`` for a choice)."""
-        self._text.append(text)
-        return self._chunk("llm.delta", text, fields)
+        if self._fast is not _DELTA or fields:
+            return self._chunk(_DELTA, self._text, text, fields)
+        # The per-chunk path (see _chunk()): a clock read and an append.
+        chunks = self._text
+        now = self._clock()
+        if len(chunks) == self._mark:  # nothing pending: a new run starts (the writer may track it)
+            return self._chunk(_DELTA, chunks, text, fields)
+        chunks.append(text)
+        self._last = now
+        return True
 
     def reasoning(self, text: str, **fields: Any) -> bool:
         """A chunk of streamed reasoning ("thinking") text."""
-        self._reasoning.append(text)
-        return self._chunk("llm.reasoning", text, fields)
+        if self._fast is not _REASONING or fields:
+            return self._chunk(_REASONING, self._reasoning, text, fields)
+        chunks = self._reasoning
+        now = self._clock()
+        if len(chunks) == self._mark:
+            return self._chunk(_REASONING, chunks, text, fields)
+        chunks.append(text)
+        self._last = now
+        return True
 
-    def _chunk(self, type: str, text: str, fields: dict[str, Any]) -> bool:
+    def _chunk(self, type: str, chunks: list[str], text: str, fields: dict[str, Any]) -> bool:
         """Collect consecutive chunks and publish them as one event.
 
         A stream can send hundreds of chunks a second; publishing each would cost
-        the caller (and the writer) per chunk. Chunks of one kind are joined here
-        and published when another kind of event of this call comes, when 128
-        have gathered or ``flush_interval`` has passed, and otherwise by the
-        writer thread at its next drain, so they reach the store as promptly as
-        single events would. ``keep_deltas=True`` and ``durability="sync"``
-        publish every chunk.
+        the caller (and the writer) per chunk. Chunks of one kind are kept in the
+        call's own text (a run of them, from ``_mark`` on) and published when
+        another kind of event of this call comes (its end included), and otherwise
+        by the writer thread at each drain, so they reach the store as promptly as
+        single events would. While a run goes on, a chunk costs an append and a
+        clock read (``delta()``); this slower path starts a run, under the lock
+        the writer's flush takes too, so a run is never left pending untracked.
+        ``keep_deltas=True`` and ``durability="sync"`` publish every chunk.
         """
         if self._first_token_ns is None:
             self._first_token_ns = time.perf_counter_ns()
         rec = get_recorder()
         if rec.settings.keep_deltas or rec._sync:  # sync: each chunk is committed before we return
-            return self.emit(type, {"text": text, **fields} if fields else {"text": text})
+            self._fast = None
+            ok = self.emit(type, {"text": text, **fields} if fields else {"text": text})
+            chunks.append(text)
+            with self._lock:
+                self._kind = None
+            return ok
         now = rec._clock()
         with self._lock:
-            if self._pending and (type != self._pending_type or fields != self._pending_fields):
+            if self._kind is not None and (type != self._kind or fields != self._fields):
                 self._flush_locked()
-            if not self._pending:
-                self._pending_type, self._pending_fields, self._pending_first = type, fields, now
-                rec._track_stream(self)
-            self._pending.append(text)
-            self._pending_last = now
-            if len(self._pending) >= 128 or now - self._pending_first >= rec._flush_interval_ns:
-                self._flush_locked()
+                self._kind = None
+            if self._kind is None:
+                self._kind, self._fields, self._mark, self._clock = type, fields, len(chunks), rec._clock
+            if len(chunks) == self._mark:
+                self._first = now
+                if self._tracker is None:
+                    self._tracker = rec
+                    rec._track_stream(self)
+            chunks.append(text)
+            self._last = now
+            self._fast = None if fields else type
         return True
 
     def flush_chunks(self) -> None:
-        """Publish the chunks gathered so far (the writer calls this at every drain)."""
-        with self._lock:
-            if self._pending:
-                self._flush_locked()
+        """Publish the chunks gathered so far (the writer calls this at every drain).
 
-    def _flush_locked(self) -> None:
-        parts, self._pending = self._pending, []
-        payload = {"text": "".join(parts), "chunks": len(parts), "first_ts": self._pending_first // 1000,
-                   "last_ts": self._pending_last // 1000, **self._pending_fields}
-        get_recorder().emit(self._pending_type, payload, self._frame, self.span_id, self.parent_span_id,
-                            ns=self._pending_first)
+        The call stays tracked while it is open and has streamed lately: its next
+        chunks take the fast path, which does not tell the writer about them.
+        """
+        with self._lock:
+            tracker, self._tracker = self._tracker, None
+            flushed = self._flush_locked()
+            if tracker is None or self._closed:
+                return
+            # Untracked only when nothing came for a whole flush interval: a chunk that then
+            # finds nothing pending tracks it again (under this lock, in _chunk()). Sooner, a
+            # chunk on the fast path could be between its check and its append right now.
+            if flushed or self._clock() - self._last < tracker._flush_interval_ns:
+                self._tracker = tracker
+                tracker._track_stream(self)
+
+    def _flush_locked(self) -> bool:
+        """Publish the pending run, if any (the lock is held); True if it did."""
+        kind = self._kind
+        if kind is None:
+            return False
+        chunks = self._text if kind is _DELTA else self._reasoning
+        end = len(chunks)
+        mark = self._mark
+        if end == mark:
+            return False
+        self._mark = end
+        first = self._first
+        payload = {"text": "".join(chunks[mark:end]), "chunks": end - mark, "first_ts": first // 1000,
+                   "last_ts": max(first, self._last) // 1000, **self._fields}
+        # A chunk appended during this flush starts the next run no earlier than now.
+        self._first = self._clock()
+        get_recorder().emit(kind, payload, self._frame, self.span_id, self.parent_span_id, ns=first)
+        return True
 
     def emit(self, type: str, payload: dict[str, Any] | None = None) -> bool:
         """Publish an event of this call, after the stream chunks that came before it."""
-        if not self._pending:
+        if self._kind is None:
             return super().emit(type, payload)
         with self._lock:
-            if self._pending:
-                self._flush_locked()
+            self._flush_locked()
             return super().emit(type, payload)
 
     def tool_call(self, id: str, name: str, arguments: Any = None) -> bool:
