@@ -77,7 +77,7 @@ class StreamState:
 
     call: Inference
     complete: bool = False  # the terminal event was seen
-    pulling: bool = False  # inside the SDK's next(): a close now is the SDK's own cleanup
+    pulling: bool = False  # async: inside the SDK's __anext__(): a close now is the SDK's own cleanup
     stop_reason: str | None = None
     usage: dict[str, int | None] | None = None
     model: str | None = None
@@ -86,8 +86,12 @@ class StreamState:
     def feed(self, item: Any) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def settle(self) -> None:
+        """Bring ``usage`` up to date, for states that keep the raw form per chunk."""
+
     def finish(self) -> None:
         """Close the inference from what the stream said (idempotent)."""
+        self.settle()
         self.call.finish(stop_reason=self.stop_reason, usage=self.usage, model=self.model,
                          request_id=self.request_id, cost_usd=self.cost())
 
@@ -140,6 +144,8 @@ def _record_error(
             return
         info = adapter.error_info(exc)
         # A stream that failed after reporting usage was billed for it all the same.
+        if state is not None:
+            state.settle()
         usage = state.usage if state is not None else None
         call.fail(info.message, kind=info.kind, http_status=info.http_status,
                   request_id=info.request_id or (state.request_id if state else None), body=info.body,
@@ -205,34 +211,40 @@ def _handle_result(adapter: Adapter, call: Inference, result: Any) -> Any:
 
 
 # -- streams -------------------------------------------------------------------------------
-def _feed(state: StreamState, item: Any, adapter: Adapter) -> None:
-    # The per-chunk path: a plain try costs a tenth of the guard() context manager.
-    try:
-        state.feed(item)
-    except Exception:
-        with guard(f"{adapter.provider} stream event"):
-            raise
+def _feed_failed(adapter: Adapter) -> None:
+    """Report the exception being handled, raised by a state's ``feed`` (once per provider)."""
+    with guard(f"{adapter.provider} stream event"):
+        raise
+
+
+def _attributed(it: Iterator[Any], call: Inference) -> Iterator[Any]:
+    """``it``, with ``call`` the current one while it produces each item (``capture_http``)."""
+    while True:
+        token = current_call.set(call)
+        try:
+            item = next(it)
+        except StopIteration:
+            return
+        finally:
+            current_call.reset(token)
+        yield item
 
 
 def observe_iterator(it: Iterator[Any], state: StreamState, adapter: Adapter) -> Iterator[Any]:
     """Yield what ``it`` yields, feeding each item to ``state``; finalise at the end.
 
-    The call is the current one while the SDK produces the next item, so a
-    request made lazily by a generator (google-genai) is still attributed to it.
+    The per-chunk path is a ``for`` loop, a ``try`` and the state's ``feed``: a
+    ``guard()`` context manager costs ten times a plain ``try``. With ``capture_http``
+    the call is the current one while the SDK produces the next item, so a request
+    made lazily by a generator (google-genai) is still attributed to it.
     """
+    feed = state.feed
     try:
-        while True:
-            state.pulling = True
-            token = current_call.set(state.call) if _http.enabled else None
+        for item in _attributed(it, state.call) if _http.enabled else it:
             try:
-                item = next(it)
-            except StopIteration:
-                break
-            finally:
-                if token is not None:
-                    current_call.reset(token)
-            state.pulling = False
-            _feed(state, item, adapter)
+                feed(item)
+            except Exception:
+                _feed_failed(adapter)
             yield item
     except GeneratorExit:
         state.ended("stream closed before the end")
@@ -259,7 +271,10 @@ async def observe_async_iterator(
                 if token is not None:
                     current_call.reset(token)
             state.pulling = False
-            _feed(state, item, adapter)
+            try:
+                state.feed(item)
+            except Exception:
+                _feed_failed(adapter)
             yield item
     except GeneratorExit:
         state.ended("stream closed before the end")
@@ -289,13 +304,15 @@ def attach_stream(stream: Any, state: StreamState, adapter: Adapter, *, is_async
     SDK's helpers all do) finalises the inference, and so does garbage collection.
     """
     _open_streams.add(state)
+    observer: Any
     if is_async:
-        stream._iterator = observe_async_iterator(stream._iterator, state, adapter)
+        observer = stream._iterator = observe_async_iterator(stream._iterator, state, adapter)
     else:
-        stream._iterator = observe_iterator(stream._iterator, state, adapter)
+        observer = stream._iterator = observe_iterator(stream._iterator, state, adapter)
     response = getattr(stream, "response", None)
     if response is not None:
-        _observe_close(response, state, is_async)
+        # Weakly: the state must not keep the stream alive (its finalizer ends the call).
+        _observe_close(response, state, weakref.ref(observer), is_async)
     weakref.finalize(stream, state.ended, "stream garbage-collected before the end")
 
 
@@ -307,14 +324,15 @@ def follow_iterator(it: Any, state: StreamState, adapter: Adapter, *, is_async: 
     return observe_iterator(it, state, adapter)
 
 
-def _observe_close(response: Any, state: StreamState, is_async: bool) -> None:
+def _observe_close(response: Any, state: StreamState, observer: Any, is_async: bool) -> None:
     name = "aclose" if is_async else "close"
     original = getattr(response, name, None)
     if original is None:
         return
     # The SDK closes the response itself when the stream ends or fails (inside its
     # next()); those endings are recorded by the iterator. Only a close from outside
-    # (the caller, a helper's __exit__) ends the call here.
+    # (the caller, a helper's __exit__) ends the call here. A sync observer is running
+    # exactly while it pulls from the SDK (an async one also while it awaits: the flag).
     if is_async:
         async def aclose() -> None:
             if not state.pulling:
@@ -324,7 +342,8 @@ def _observe_close(response: Any, state: StreamState, is_async: bool) -> None:
         setattr(response, name, aclose)
     else:
         def close() -> None:
-            if not state.pulling:
+            gen = observer()
+            if gen is None or not gen.gi_running:
                 state.ended("stream closed before the end")
             original()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-__all__ = ["error_kind", "get", "header", "parse_arguments", "sent_fields", "text_of_parts"]
+__all__ = ["error_kind", "fields", "get", "header", "parse_arguments", "sent_fields", "text_of_parts"]
 
 
 _MISSING = object()
@@ -55,6 +55,43 @@ def get(obj: Any, *path: str) -> Any:
         else:
             obj = extra.get(key) if isinstance(extra, dict) else None
     return obj
+
+
+_NO_FIELDS: dict[str, Any] = {}
+
+
+class _Getter:
+    """``get()`` behind a mapping's ``.get``, for objects that are neither dicts nor models."""
+
+    __slots__ = ("obj",)
+
+    def __init__(self, obj: Any) -> None:
+        self.obj = obj
+
+    def get(self, key: str, default: Any = None) -> Any:
+        value = get(self.obj, key)
+        return default if value is None else value
+
+    def __contains__(self, key: str) -> bool:
+        return get(self.obj, key) is not None
+
+
+def fields(obj: Any) -> Any:
+    """The fields of a dict or an SDK (pydantic) object, to read with ``.get(name)``.
+
+    For the per-chunk path: one call per object instead of one ``get()`` per field.
+    A pydantic model's fields are its instance dict (its extras, when it has some,
+    merged in); None gives an empty mapping, anything else reads through :func:`get`.
+    """
+    if type(obj) is dict:
+        return obj
+    if obj is None:
+        return _NO_FIELDS
+    extra = getattr(obj, "__pydantic_extra__", _MISSING)
+    values = getattr(obj, "__dict__", None)
+    if extra is _MISSING or type(values) is not dict:  # not a pydantic model: properties count too
+        return _Getter(obj)
+    return {**values, **extra} if extra else values
 
 
 def parse_arguments(raw: Any) -> Any:

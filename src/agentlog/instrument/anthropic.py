@@ -28,7 +28,7 @@ from ._calls import (
     patch_stainless,
     patch_stainless_client,
 )
-from ._common import error_kind, get, header, parse_arguments, sent_fields
+from ._common import error_kind, fields, get, header, parse_arguments, sent_fields
 
 __all__ = ["instrument", "instrument_client"]
 
@@ -175,8 +175,20 @@ class _MessageStream(StreamState):
         self.raw_usage: dict[str, Any] = {}
 
     def feed(self, event: Any) -> None:
-        kind = get(event, "type")
-        if kind == "message_start":
+        f = fields(event)
+        kind = f.get("type")
+        if kind == "content_block_delta":  # nearly every event: its fields read once, as mappings
+            delta = fields(f.get("delta"))
+            dtype = delta.get("type")
+            if dtype == "text_delta":
+                self.call.delta(delta.get("text") or "")
+            elif dtype == "thinking_delta":
+                self.call.reasoning(delta.get("thinking") or "")
+            elif dtype == "input_json_delta":
+                slot = self.blocks.get(f.get("index"))
+                if slot is not None:
+                    slot["json"].append(delta.get("partial_json") or "")
+        elif kind == "message_start":
             message = get(event, "message")
             self.model = get(message, "model") or self.model
             self._merge_usage(get(message, "usage"))
@@ -184,17 +196,6 @@ class _MessageStream(StreamState):
             block = get(event, "content_block")
             if get(block, "type") == "tool_use":
                 self.blocks[get(event, "index")] = {"id": get(block, "id"), "name": get(block, "name"), "json": []}
-        elif kind == "content_block_delta":
-            delta = get(event, "delta")
-            dtype = get(delta, "type")
-            if dtype == "text_delta":
-                self.call.delta(get(delta, "text") or "")
-            elif dtype == "thinking_delta":
-                self.call.reasoning(get(delta, "thinking") or "")
-            elif dtype == "input_json_delta":
-                slot = self.blocks.get(get(event, "index"))
-                if slot is not None:
-                    slot["json"].append(get(delta, "partial_json") or "")
         elif kind == "content_block_stop":
             slot = self.blocks.pop(get(event, "index"), None)
             if slot is not None:

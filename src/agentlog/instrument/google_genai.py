@@ -256,28 +256,54 @@ class _ChunkStream(StreamState):
     """Each chunk is a whole ``GenerateContentResponse``; its usage is the running total."""
 
     ids: _CallIds = field(default_factory=_CallIds)
-    last_meta: Any = None  # the usageMetadata last read (most chunks repeat it)
+    last_meta: Any = None  # the last usageMetadata, raw: normalised once, when the stream ends
 
     def feed(self, response: Any) -> None:
+        # Every chunk comes here: plain dicts from orjson, read directly.
         data = _body(response)
         if not data:
             return
-        self.model = data.get("modelVersion") or self.model
-        self.request_id = data.get("responseId") or self.request_id
+        model = data.get("modelVersion")
+        if model:
+            self.model = model
+        response_id = data.get("responseId")
+        if response_id:
+            self.request_id = response_id
         meta = data.get("usageMetadata")
-        if meta and meta != self.last_meta:  # cumulative: replace, never add
-            self.usage, self.last_meta = _usage(meta), meta
+        if meta:  # cumulative: the last one wins, never a sum
+            self.last_meta = meta
         candidate = _first_candidate(data)
-        parts = get(candidate, "content", "parts") or ()
-        for part in parts:
-            text = get(part, "text")
-            if isinstance(text, str) and text:
-                (self.call.reasoning if get(part, "thought") else self.call.delta)(text)
-        _emit_calls(self.call, self.ids.calls(parts))
-        stop = _stop_reason(data, candidate)
+        if type(candidate) is dict:
+            content = candidate.get("content")
+            parts = content.get("parts") if type(content) is dict else None
+            if parts:
+                self._parts(parts)
+            stop = candidate.get("finishReason")
+        else:
+            stop = None
+        if not stop and "promptFeedback" in data:
+            stop = get(data, "promptFeedback", "blockReason")
         if stop:
             self.stop_reason = stop
             self.complete = True
+
+    def _parts(self, parts: Any) -> None:
+        calls = False
+        for part in parts:
+            if type(part) is not dict:
+                calls = True  # not JSON as expected: let _CallIds read it the slow way
+                continue
+            text = part.get("text")
+            if type(text) is str and text:
+                (self.call.reasoning if part.get("thought") else self.call.delta)(text)
+            if "functionCall" in part:
+                calls = True
+        if calls:
+            _emit_calls(self.call, self.ids.calls(parts))
+
+    def settle(self) -> None:
+        if self.last_meta is not None:
+            self.usage = _usage(self.last_meta)
 
 
 _ADAPTER = GenAIAdapter()

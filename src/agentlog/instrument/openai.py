@@ -43,7 +43,7 @@ from ._calls import (
     patch_stainless,
     patch_stainless_client,
 )
-from ._common import error_kind, get, header, parse_arguments, sent_fields, text_of_parts
+from ._common import error_kind, fields, get, header, parse_arguments, sent_fields, text_of_parts
 
 __all__ = ["instrument", "instrument_client", "responses_usage"]
 
@@ -310,30 +310,41 @@ class _ChatStream(StreamState):
         self.tools: dict[int, dict[str, Any]] = {}
 
     def feed(self, chunk: Any) -> None:
-        self.model = get(chunk, "model") or self.model
-        usage = get(chunk, "usage")
+        # Every chunk comes here: each object's fields are read once, as a mapping.
+        f = fields(chunk)
+        model = f.get("model")
+        if model:
+            self.model = model
+        usage = f.get("usage")
         if usage is not None:
             self.usage = _chat_usage(usage)
-        for choice in get(chunk, "choices") or ():
-            if get(choice, "index") not in (0, None):
+        for choice in f.get("choices") or ():
+            c = fields(choice)
+            if c.get("index") not in (0, None):
                 continue  # n > 1: the first choice is the one recorded
-            delta = get(choice, "delta")
-            text = get(delta, "content")
+            delta = fields(c.get("delta"))
+            text = delta.get("content")
             if text:
                 self.call.delta(text)
-            thinking = get(delta, "reasoning_content") or get(delta, "reasoning")
+            thinking = delta.get("reasoning_content") or delta.get("reasoning")  # extras, when sent
             if isinstance(thinking, str) and thinking:
                 self.call.reasoning(thinking)
-            for frag in get(delta, "tool_calls") or ():
-                slot = self.tools.setdefault(get(frag, "index") or 0, {"id": None, "name": None, "args": []})
-                slot["id"] = get(frag, "id") or slot["id"]
-                slot["name"] = get(frag, "function", "name") or slot["name"]
-                if get(frag, "function", "arguments"):
-                    slot["args"].append(get(frag, "function", "arguments"))
-            if get(choice, "finish_reason"):
-                self.stop_reason = get(choice, "finish_reason")
+            fragments = delta.get("tool_calls")
+            if fragments:
+                self._fragments(fragments)
+            reason = c.get("finish_reason")
+            if reason:
+                self.stop_reason = reason
                 self.complete = True
                 self._emit_tool_calls()
+
+    def _fragments(self, fragments: Any) -> None:
+        for frag in fragments:
+            slot = self.tools.setdefault(get(frag, "index") or 0, {"id": None, "name": None, "args": []})
+            slot["id"] = get(frag, "id") or slot["id"]
+            slot["name"] = get(frag, "function", "name") or slot["name"]
+            if get(frag, "function", "arguments"):
+                slot["args"].append(get(frag, "function", "arguments"))
 
     def _emit_tool_calls(self) -> None:
         for _, slot in sorted(self.tools.items()):
