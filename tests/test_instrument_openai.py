@@ -640,3 +640,37 @@ def test_a_stream_still_open_at_exit_is_not_left_running(db: Path, server: FakeS
     assert proc.returncode == 0, proc.stderr
     (call,) = query(db, "SELECT status, response_text FROM llm_calls")
     assert (call["status"], call["response_text"]) == ("interrupted", "left ")
+
+
+def test_reasoning_of_openai_compatible_servers_is_recorded_from_fields_the_sdk_does_not_declare(
+    db: Path, server: FakeServer, client: Any
+) -> None:
+    """DeepSeek-style servers send ``reasoning_content``, vLLM ``reasoning``: extras of the SDK's models."""
+    streamed = chat_stream(["Sunny."])
+    assert streamed.sse is not None
+    role = streamed.sse[0][1]
+    thinking = [(None, {**role, "choices": [{**role["choices"][0], "delta": {"reasoning_content": part}}]})
+                for part in ("Look at ", "the sky.")]
+    streamed.sse[1:1] = thinking
+    server.push(streamed)
+    plain = chat_completion("Cloudy.")
+    plain.json["choices"][0]["message"]["reasoning"] = "Checked twice."
+    server.push(plain)
+    assert "".join(c.choices[0].delta.content or "" for c in client.chat.completions.create(
+        model="gpt-4o", messages=ASK, stream=True)) == "Sunny."
+    client.chat.completions.create(model="gpt-4o", messages=ASK)
+    calls = _calls(db)
+    assert [(c["response_text"], c["reasoning_text"]) for c in calls] == [
+        ("Sunny.", "Look at the sky."), ("Cloudy.", "Checked twice.")]
+
+
+def test_a_chat_stream_read_as_plain_dicts_is_recorded_the_same(db: Path, server: FakeServer, client: Any) -> None:
+    """``client.post(..., stream_cls=Stream[object])`` yields the chunks as dicts, not the SDK's models."""
+    server.push(chat_stream(["It ", "is ", "sunny."], tool_calls=[("call_a", "get_weather", PARIS)]))
+    stream = client.post("/chat/completions", body={"model": "gpt-4o", "messages": ASK, "stream": True},
+                         cast_to=object, stream=True, stream_cls=openai.Stream[object])
+    chunks = list(stream)
+    assert isinstance(chunks[0], dict)
+    (call,) = _calls(db)
+    assert (call["status"], call["response_text"], call["stop_reason"]) == ("ok", "It is sunny.", "tool_calls")
+    assert [t[:3] for t in _tools(db)] == [("call_a", "get_weather", {"city": "Paris"})]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-__all__ = ["error_kind", "fields", "get", "header", "parse_arguments", "sent_fields", "text_of_parts"]
+__all__ = ["error_kind", "extras", "fields", "get", "header", "parse_arguments", "sent_fields", "text_of_parts"]
 
 
 _MISSING = object()
@@ -80,18 +80,28 @@ def fields(obj: Any) -> Any:
     """The fields of a dict or an SDK (pydantic) object, to read with ``.get(name)``.
 
     For the per-chunk path: one call per object instead of one ``get()`` per field.
-    A pydantic model's fields are its instance dict (its extras, when it has some,
-    merged in); None gives an empty mapping, anything else reads through :func:`get`.
+    A pydantic model's declared fields are its instance dict (fields it does not
+    declare are in :func:`extras`); None gives an empty mapping, anything else
+    reads through :func:`get`.
     """
     if type(obj) is dict:
         return obj
     if obj is None:
         return _NO_FIELDS
-    extra = getattr(obj, "__pydantic_extra__", _MISSING)
     values = getattr(obj, "__dict__", None)
-    if extra is _MISSING or type(values) is not dict:  # not a pydantic model: properties count too
-        return _Getter(obj)
-    return {**values, **extra} if extra else values
+    if type(values) is not dict or getattr(obj, "__pydantic_extra__", _MISSING) is _MISSING:
+        return _Getter(obj)  # not a pydantic model: properties count too
+    return values
+
+
+def extras(obj: Any) -> Any:
+    """The fields an SDK object got without declaring them (a dict: all of it), by ``.get(name)``."""
+    if type(obj) is dict:
+        return obj
+    extra = getattr(obj, "__pydantic_extra__", _MISSING)
+    if extra is _MISSING:
+        return _NO_FIELDS if obj is None else _Getter(obj)
+    return extra if type(extra) is dict else _NO_FIELDS
 
 
 def parse_arguments(raw: Any) -> Any:

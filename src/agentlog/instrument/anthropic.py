@@ -74,11 +74,12 @@ def _messages(body: dict[str, Any]) -> list[dict[str, Any]]:
 def _usage(usage: Any) -> dict[str, int | None] | None:
     if usage is None:
         return None
-    base = get(usage, "input_tokens")
-    read = get(usage, "cache_read_input_tokens")
-    created = get(usage, "cache_creation_input_tokens")
+    u = fields(usage)
+    base = u.get("input_tokens")
+    read = u.get("cache_read_input_tokens")
+    created = u.get("cache_creation_input_tokens")
     total_input = None if base is None else base + (read or 0) + (created or 0)
-    return {"input_tokens": total_input, "output_tokens": get(usage, "output_tokens"),
+    return {"input_tokens": total_input, "output_tokens": u.get("output_tokens"),
             "cached_tokens": read, "cache_write_tokens": created, "reasoning_tokens": None}
 
 
@@ -128,37 +129,52 @@ class AnthropicAdapter(Adapter):
         )
 
 
-def _handle(adapter: AnthropicAdapter, call: Inference, result: Any) -> None:
-    import anthropic
+_sdk_classes: tuple[Any, Any, Any, Any] | None = None
 
-    if isinstance(result, (anthropic.Stream, anthropic.AsyncStream)):
+
+def _classes() -> tuple[Any, Any, Any, Any]:
+    """The SDK's streams, raw responses, content-block delta event and text delta (imported once)."""
+    global _sdk_classes
+    if _sdk_classes is None:
+        import anthropic
+        from anthropic._response import APIResponse, AsyncAPIResponse
+        from anthropic.types import RawContentBlockDeltaEvent, TextDelta
+
+        _sdk_classes = ((anthropic.Stream, anthropic.AsyncStream), (APIResponse, AsyncAPIResponse),
+                        RawContentBlockDeltaEvent, TextDelta)
+    return _sdk_classes
+
+
+def _handle(adapter: AnthropicAdapter, call: Inference, result: Any) -> None:
+    streams, responses = _classes()[:2]
+    if isinstance(result, streams):
         state = _MessageStream(call)
         state.request_id = header(getattr(result.response, "headers", None), "request-id")
-        attach_stream(result, state, adapter, is_async=isinstance(result, anthropic.AsyncStream))
+        attach_stream(result, state, adapter, is_async=isinstance(result, streams[1]))
         return
-    from anthropic._response import APIResponse, AsyncAPIResponse
-
-    if isinstance(result, (APIResponse, AsyncAPIResponse)):  # with_raw/streaming_response
+    if isinstance(result, responses):  # with_raw/streaming_response
         follow_parse(call, result, lambda parsed: _handle(adapter, call, parsed))
         return
-    if get(result, "type") != "message":
+    f = fields(result)
+    if f.get("type") != "message":
         call.finish()
         return
     text, thinking = [], []
-    for block in get(result, "content") or ():
-        kind = get(block, "type")
+    for block in f.get("content") or ():
+        b = fields(block)
+        kind = b.get("type")
         if kind == "text":
-            text.append(get(block, "text") or "")
+            text.append(b.get("text") or "")
         elif kind == "thinking":
-            thinking.append(get(block, "thinking") or "")
+            thinking.append(b.get("thinking") or "")
         elif kind == "tool_use":
-            call.tool_call(get(block, "id"), get(block, "name"), get(block, "input"))
-    usage = _usage(get(result, "usage"))
-    model = get(result, "model")
+            call.tool_call(b.get("id"), b.get("name"), b.get("input"))
+    usage = _usage(f.get("usage"))
+    model = f.get("model")
     call.finish(
         "".join(text) if text else None,
         reasoning_text="".join(thinking) if thinking else None,
-        stop_reason=get(result, "stop_reason"),
+        stop_reason=f.get("stop_reason"),
         usage=usage,
         model=model,
         cost_usd=cost_usd(PROVIDER, model or call.model, usage),
@@ -175,9 +191,13 @@ class _MessageStream(StreamState):
         self.raw_usage: dict[str, Any] = {}
 
     def feed(self, event: Any) -> None:
+        event_class, text_class = _classes()[2:]
+        if type(event) is event_class and type(event.delta) is text_class:
+            self.call.delta(event.delta.text)  # nearly every event: the SDK's own text delta
+            return
         f = fields(event)
         kind = f.get("type")
-        if kind == "content_block_delta":  # nearly every event: its fields read once, as mappings
+        if kind == "content_block_delta":
             delta = fields(f.get("delta"))
             dtype = delta.get("type")
             if dtype == "text_delta":

@@ -43,7 +43,16 @@ from ._calls import (
     patch_stainless,
     patch_stainless_client,
 )
-from ._common import error_kind, fields, get, header, parse_arguments, sent_fields, text_of_parts
+from ._common import (
+    error_kind,
+    extras,
+    fields,
+    get,
+    header,
+    parse_arguments,
+    sent_fields,
+    text_of_parts,
+)
 
 __all__ = ["instrument", "instrument_client", "responses_usage"]
 
@@ -150,12 +159,36 @@ def _sent_kind(error: Any) -> str:
     return "bad_request" if isinstance(code, str) and code else "error"
 
 
-def _handle(adapter: OpenAIAdapter, call: Inference, result: Any) -> None:
-    import openai
-    from openai._legacy_response import LegacyAPIResponse
-    from openai._response import APIResponse, AsyncAPIResponse
+_sdk_types: tuple[Any, Any, Any] | None = None
 
-    if isinstance(result, (openai.Stream, openai.AsyncStream)):
+
+def _types() -> tuple[Any, Any, Any]:
+    """The SDK's stream, raw and streaming response classes (imported once, not per call)."""
+    global _sdk_types
+    if _sdk_types is None:
+        import openai
+        from openai._legacy_response import LegacyAPIResponse
+        from openai._response import APIResponse, AsyncAPIResponse
+
+        _sdk_types = ((openai.Stream, openai.AsyncStream), LegacyAPIResponse, (APIResponse, AsyncAPIResponse))
+    return _sdk_types
+
+
+_chunk_cls: Any = None
+
+
+def _chunk_class() -> Any:
+    global _chunk_cls
+    if _chunk_cls is None:
+        from openai.types.chat import ChatCompletionChunk
+
+        _chunk_cls = ChatCompletionChunk
+    return _chunk_cls
+
+
+def _handle(adapter: OpenAIAdapter, call: Inference, result: Any) -> None:
+    streams, LegacyAPIResponse, responses = _types()
+    if isinstance(result, streams):
         _follow_stream(adapter, call, result)
     elif isinstance(result, LegacyAPIResponse):  # with_raw_response
         if (call.request or {}).get("stream"):
@@ -163,7 +196,7 @@ def _handle(adapter: OpenAIAdapter, call: Inference, result: Any) -> None:
             _follow_stream(adapter, call, result.parse())
         elif not _finish_from_body(call, result.http_response):
             call.finish()
-    elif isinstance(result, (APIResponse, AsyncAPIResponse)):  # with_streaming_response
+    elif isinstance(result, responses):  # with_streaming_response
         _follow_streaming_response(adapter, call, result)
     else:
         _finish(call, result, getattr(result, "_request_id", None))
@@ -217,12 +250,14 @@ def _is_responses(call: Inference) -> bool:
 def _chat_usage(usage: Any) -> dict[str, int | None] | None:
     if usage is None:
         return None
+    u = fields(usage)
+    prompt = fields(u.get("prompt_tokens_details"))
     return {
-        "input_tokens": get(usage, "prompt_tokens"),
-        "output_tokens": get(usage, "completion_tokens"),
-        "cached_tokens": get(usage, "prompt_tokens_details", "cached_tokens"),
-        "cache_write_tokens": get(usage, "prompt_tokens_details", "cache_write_tokens"),
-        "reasoning_tokens": get(usage, "completion_tokens_details", "reasoning_tokens"),
+        "input_tokens": u.get("prompt_tokens"),
+        "output_tokens": u.get("completion_tokens"),
+        "cached_tokens": prompt.get("cached_tokens"),
+        "cache_write_tokens": prompt.get("cache_write_tokens"),
+        "reasoning_tokens": fields(u.get("completion_tokens_details")).get("reasoning_tokens"),
     }
 
 
@@ -239,20 +274,28 @@ def responses_usage(usage: Any) -> dict[str, int | None] | None:
     }
 
 
+def _reasoning(message: Any) -> Any:
+    """The reasoning some OpenAI-compatible servers send in a message or delta (not in the SDK's types)."""
+    extra = extras(message)
+    return extra.get("reasoning_content") or extra.get("reasoning") if extra else None
+
+
 def _finish_chat(call: Inference, result: Any, request_id: str | None) -> None:
-    choices = get(result, "choices") or []
-    choice = choices[0] if choices else None
-    msg = get(choice, "message")
-    for tc in get(msg, "tool_calls") or ():
+    f = fields(result)
+    choices = f.get("choices") or []
+    choice = fields(choices[0] if choices else None)
+    msg_obj = choice.get("message")
+    msg = fields(msg_obj)
+    for tc in msg.get("tool_calls") or ():
         call.tool_call(get(tc, "id"), get(tc, "function", "name"),
                        parse_arguments(get(tc, "function", "arguments")))
-    usage = _chat_usage(get(result, "usage"))
-    model = get(result, "model")
-    text = get(msg, "content")
+    usage = _chat_usage(f.get("usage"))
+    model = f.get("model")
+    text = msg.get("content")
     call.finish(
         text if isinstance(text, str) else None,
-        reasoning_text=get(msg, "reasoning_content") or get(msg, "reasoning"),
-        stop_reason=get(choice, "finish_reason"),
+        reasoning_text=_reasoning(msg_obj),
+        stop_reason=choice.get("finish_reason"),
         usage=usage,
         model=model,
         cost_usd=cost_usd(PROVIDER, model or call.model, usage),
@@ -310,7 +353,29 @@ class _ChatStream(StreamState):
         self.tools: dict[int, dict[str, Any]] = {}
 
     def feed(self, chunk: Any) -> None:
-        # Every chunk comes here: each object's fields are read once, as a mapping.
+        if type(chunk) is not _chunk_class():
+            self._feed_fields(chunk)
+            return
+        # The SDK's own chunk (nearly always): its declared fields, read as attributes.
+        if chunk.model:
+            self.model = chunk.model
+        if chunk.usage is not None:
+            self.usage = _chat_usage(chunk.usage)
+        for choice in chunk.choices:
+            if choice.index != 0:
+                continue  # n > 1: the first choice is the one recorded
+            delta = choice.delta
+            if delta.content:
+                self.call.delta(delta.content)
+            if delta.__pydantic_extra__:
+                self._reasoning(delta)
+            if delta.tool_calls:
+                self._fragments(delta.tool_calls)
+            if choice.finish_reason:
+                self._finished(choice.finish_reason)
+
+    def _feed_fields(self, chunk: Any) -> None:
+        """Any other chunk (a dict, another class): the same, read by name."""
         f = fields(chunk)
         model = f.get("model")
         if model:
@@ -321,22 +386,29 @@ class _ChatStream(StreamState):
         for choice in f.get("choices") or ():
             c = fields(choice)
             if c.get("index") not in (0, None):
-                continue  # n > 1: the first choice is the one recorded
-            delta = fields(c.get("delta"))
+                continue
+            delta_obj = c.get("delta")
+            delta = fields(delta_obj)
             text = delta.get("content")
             if text:
                 self.call.delta(text)
-            thinking = delta.get("reasoning_content") or delta.get("reasoning")  # extras, when sent
-            if isinstance(thinking, str) and thinking:
-                self.call.reasoning(thinking)
+            self._reasoning(delta_obj)
             fragments = delta.get("tool_calls")
             if fragments:
                 self._fragments(fragments)
             reason = c.get("finish_reason")
             if reason:
-                self.stop_reason = reason
-                self.complete = True
-                self._emit_tool_calls()
+                self._finished(reason)
+
+    def _reasoning(self, delta: Any) -> None:
+        thinking = _reasoning(delta)
+        if isinstance(thinking, str) and thinking:
+            self.call.reasoning(thinking)
+
+    def _finished(self, reason: str) -> None:
+        self.stop_reason = reason
+        self.complete = True
+        self._emit_tool_calls()
 
     def _fragments(self, fragments: Any) -> None:
         for frag in fragments:
