@@ -234,6 +234,13 @@ class SpanScope(_Scope):
 
     opening_type = "span.started"
     closing_type = "span.finished"
+    # Defaults for subclasses that set only what differs (an LLM call, on every SDK call).
+    goal: str | None = None
+    label: str | None = None
+    attributes: dict[str, Any] | None = None
+    parent_span_id: str | None = None
+    result: Any = None
+    _closed = False
 
     def __init__(
         self,

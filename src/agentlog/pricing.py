@@ -72,6 +72,7 @@ def set_price(
     with _lock:
         table.setdefault(provider, {})[model] = entry
         _resolved.clear()
+        _rates.clear()
 
 
 def price_for(provider: str, model: str | None) -> dict[str, float] | None:
@@ -106,22 +107,37 @@ def _resolve(provider: str, model: str) -> dict[str, float] | None:
 
 def cost_usd(provider: str, model: str | None, usage: dict[str, Any] | None) -> float | None:
     """The cost of one call, or None when the model is unpriced or usage is unknown."""
-    price = price_for(provider, model)
-    if price is None or not usage:
+    if not usage or not model:
+        return None
+    try:
+        rates = _rates[(provider, model)]  # on every call: the rates of a model are resolved once
+    except KeyError:
+        rates = _rates_for(provider, model)
+    if rates is None:
         return None
     inp = usage.get("input_tokens")
     out = usage.get("output_tokens")
     if inp is None and out is None:
         return None
-    inp = inp or 0
-    out = out or 0
     cached = usage.get("cached_tokens") or 0
     written = usage.get("cache_write_tokens") or 0
-    uncached = max(0, inp - cached - written)
-    total = (
-        uncached * price["input"]
-        + cached * price.get("cached_input", price["input"])
-        + written * price.get("cache_write", price["input"])
-        + out * price["output"]
-    )
+    uncached = max(0, (inp or 0) - cached - written)
+    total = uncached * rates[0] + cached * rates[1] + written * rates[2] + (out or 0) * rates[3]
     return round(total / 1_000_000, 10)
+
+
+#: (provider, model) -> (input, cached input, cache write, output) USD per million tokens, or None.
+_rates: dict[tuple[str, str], tuple[float, float, float, float] | None] = {}
+
+
+def _rates_for(provider: str, model: str) -> tuple[float, float, float, float] | None:
+    price = price_for(provider, model)
+    rates = None
+    if price is not None:
+        base = price["input"]
+        rates = (base, price.get("cached_input", base), price.get("cache_write", base), price["output"])
+    with _lock:
+        if len(_rates) > 4096:
+            _rates.clear()
+        _rates[(provider, model)] = rates
+    return rates

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from .context import SpanScope, outcome
@@ -54,7 +55,11 @@ class Inference(SpanScope):
         name: str | None = None,
         span_id: str | None = None,
     ) -> None:
-        super().__init__(name or model, kind="llm", span_id=span_id)
+        # SpanScope.__init__'s other fields keep their class defaults (no goal, label...).
+        self.name = name or model
+        self.kind = "llm"
+        self.span_id = span_id
+        self._span_id_given = span_id is not None
         self.provider = provider
         self.model = model
         self.request = request
@@ -62,18 +67,20 @@ class Inference(SpanScope):
         self._text: list[str] = []
         self._reasoning: list[str] = []
         self._tool_calls: list[dict[str, Any]] = []
-        self._first_token_ns: int | None = None
-        # Stream chunks waiting to be published as one event (see _chunk()): the run of
-        # pending chunks is _text[_mark:] (or _reasoning[_mark:]) while _kind names it.
-        self._lock = threading.Lock()
-        self._fast: str | None = None  # the kind whose next chunk may take the fast path
-        self._kind: str | None = None
-        self._fields: dict[str, Any] = {}
-        self._mark = 0
-        self._first = 0  # recorder clock of the pending run's first chunk, and of its last
-        self._last = 0
-        self._clock: Any = time.time_ns
-        self._tracker: Any = None  # the recorder whose writer publishes the pending run
+
+    # Defaults on the class: an instance sets them only once it streams (one call's cost).
+    _first_token_ns: int | None = None
+    # Stream chunks waiting to be published as one event (see _chunk()): the run of
+    # pending chunks is _text[_mark:] (or _reasoning[_mark:]) while _kind names it.
+    _lock: threading.Lock | None = None  # made by the first chunk, before the writer can see the call
+    _fast: str | None = None  # the kind whose next chunk may take the fast path
+    _kind: str | None = None
+    _fields: dict[str, Any] = {}  # noqa: RUF012 - replaced, never mutated
+    _mark = 0
+    _first = 0  # recorder clock of the pending run's first chunk, and of its last
+    _last = 0
+    _clock: Callable[[], int] = staticmethod(time.time_ns)
+    _tracker: Any = None  # the recorder whose writer publishes the pending run
 
     def _fresh(self) -> Inference:
         return Inference(self.provider, self.model, self.request, messages=self.messages, name=self.name)
@@ -137,11 +144,13 @@ class Inference(SpanScope):
             self._fast = None
             ok = self.emit(type, {"text": text, **fields} if fields else {"text": text})
             chunks.append(text)
-            with self._lock:
-                self._kind = None
+            self._kind = None
             return ok
         now = rec._clock()
-        with self._lock:
+        lock = self._lock
+        if lock is None:
+            lock = self._lock = threading.Lock()
+        with lock:
             if self._kind is not None and (type != self._kind or fields != self._fields):
                 self._flush_locked()
                 self._kind = None
@@ -163,6 +172,7 @@ class Inference(SpanScope):
         The call stays tracked while it is open and has streamed lately: its next
         chunks take the fast path, which does not tell the writer about them.
         """
+        assert self._lock is not None  # tracked calls have streamed
         with self._lock:
             tracker, self._tracker = self._tracker, None
             flushed = self._flush_locked()
@@ -196,8 +206,12 @@ class Inference(SpanScope):
 
     def emit(self, type: str, payload: dict[str, Any] | None = None) -> bool:
         """Publish an event of this call, after the stream chunks that came before it."""
-        if self._kind is None:
-            return super().emit(type, payload)
+        if self._kind is None or self._lock is None:
+            try:
+                frame = self._frame
+            except AttributeError:
+                return super().emit(type, payload)  # not started: says so
+            return get_recorder().emit(type, payload, frame, self.span_id, self.parent_span_id)
         with self._lock:
             self._flush_locked()
             return super().emit(type, payload)

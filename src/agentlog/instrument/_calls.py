@@ -5,8 +5,9 @@ request and normalise it (``begin``), how to read a finished response
 (``finish``), how to follow a stream (``StreamState``), and how to read an
 error (``error_info``). This module runs the call around those hooks:
 
-* every hook runs inside :func:`agentlog._guard.guard`, so a parsing bug never
-  breaks the caller's request (it is logged, and re-raised under the test suite);
+* every hook runs inside a ``try`` that reports as :func:`agentlog._guard.guard` does
+  (a plain ``try`` is the cheaper on every call), so a parsing bug never breaks the
+  caller's request (it is logged, and re-raised under the test suite);
 * the SDK's own exception always propagates unchanged, after being recorded;
 * a stream keeps its SDK type: only its private iterator is wrapped, and its
   HTTP response's ``close`` is observed, so the inference is finalised exactly
@@ -102,11 +103,14 @@ class StreamState:
 
     def ended(self, how: str) -> None:
         """The stream stopped without an error: finished if complete, else interrupted."""
-        with guard("stream end"):
+        try:
             if self.complete or how == "exhausted":
                 self.finish()
             else:
                 self.call.interrupt(how)
+        except Exception:
+            with guard("stream end"):
+                raise
 
 
 class Adapter:
@@ -157,9 +161,11 @@ def wrap_sync(adapter: Adapter, original: Callable[..., Any]) -> Callable[..., A
 
     @functools.wraps(original)
     def wrapper(owner: Any, *args: Any, **kwargs: Any) -> Any:
-        begin = None
-        with guard(f"{adapter.provider} request"):
+        try:  # a plain try: a guard() context manager costs ten times more, on every call
             begin = adapter.begin(owner, args, kwargs)
+        except Exception:
+            _failed(adapter, "request")
+            begin = None
         if begin is None:
             return original(owner, *args, **kwargs)
         call = _start(adapter, begin)
@@ -182,9 +188,11 @@ def wrap_async(adapter: Adapter, original: Callable[..., Any]) -> Callable[..., 
 
     @functools.wraps(original)
     async def wrapper(owner: Any, *args: Any, **kwargs: Any) -> Any:
-        begin = None
-        with guard(f"{adapter.provider} request"):
+        try:
             begin = adapter.begin(owner, args, kwargs)
+        except Exception:
+            _failed(adapter, "request")
+            begin = None
         if begin is None:
             return await original(owner, *args, **kwargs)
         call = _start(adapter, begin)
@@ -203,20 +211,22 @@ def wrap_async(adapter: Adapter, original: Callable[..., Any]) -> Callable[..., 
 
 
 def _handle_result(adapter: Adapter, call: Inference, result: Any) -> Any:
-    with guard(f"{adapter.provider} response"):
+    try:
         return adapter.handle(call, result)
-    # Only reached when the guard swallowed an internal error: end the call, never leave it open.
+    except Exception:
+        _failed(adapter, "response")
+    # Only reached when an internal error was reported: end the call, never leave it open.
     call.finish()
     return result
 
 
-# -- streams -------------------------------------------------------------------------------
-def _feed_failed(adapter: Adapter) -> None:
-    """Report the exception being handled, raised by a state's ``feed`` (once per provider)."""
-    with guard(f"{adapter.provider} stream event"):
+def _failed(adapter: Adapter, step: str) -> None:
+    """Report the internal error being handled, as ``guard()`` does (re-raised under the tests)."""
+    with guard(f"{adapter.provider} {step}"):
         raise
 
 
+# -- streams -------------------------------------------------------------------------------
 def _attributed(it: Iterator[Any], call: Inference) -> Iterator[Any]:
     """``it``, with ``call`` the current one while it produces each item (``capture_http``)."""
     while True:
@@ -244,7 +254,7 @@ def observe_iterator(it: Iterator[Any], state: StreamState, adapter: Adapter) ->
             try:
                 feed(item)
             except Exception:
-                _feed_failed(adapter)
+                _failed(adapter, "stream event")
             yield item
     except GeneratorExit:
         state.ended("stream closed before the end")
@@ -274,7 +284,7 @@ async def observe_async_iterator(
             try:
                 state.feed(item)
             except Exception:
-                _feed_failed(adapter)
+                _failed(adapter, "stream event")
             yield item
     except GeneratorExit:
         state.ended("stream closed before the end")
