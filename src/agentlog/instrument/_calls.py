@@ -52,7 +52,7 @@ class CallWatch:
 sdk_calls: ContextVar[CallWatch | None] = ContextVar("agentlog_sdk_calls", default=None)
 
 
-@dataclass
+@dataclass(slots=True)
 class Begin:
     """A recognised inference request, normalised."""
 

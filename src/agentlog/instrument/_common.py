@@ -16,9 +16,15 @@ _ON_CLASS: dict[tuple[type, str], bool] = {}
 _NOT_SENT = frozenset({"Omit", "NotGiven"})
 
 
+_PLAIN_TYPES = frozenset({str, int, float, bool, type(None), list, dict, tuple})
+
+
 def sent_fields(body: dict[str, Any]) -> dict[str, Any]:
     """A copy of a request body without the fields the SDK leaves out when it sends it."""
-    return {k: v for k, v in body.items() if type(v).__name__ not in _NOT_SENT}
+    for v in body.values():
+        if type(v) not in _PLAIN_TYPES:
+            return {k: v for k, v in body.items() if type(v).__name__ not in _NOT_SENT}
+    return body.copy()  # the usual body: nothing to leave out, copied in C
 
 
 def get(obj: Any, *path: str) -> Any:
@@ -58,6 +64,7 @@ def get(obj: Any, *path: str) -> Any:
 
 
 _NO_FIELDS: dict[str, Any] = {}
+_MODELS: set[type] = set()  # pydantic model classes met so far: their fields are their __dict__
 
 
 class _Getter:
@@ -84,13 +91,18 @@ def fields(obj: Any) -> Any:
     declare are in :func:`extras`); None gives an empty mapping, anything else
     reads through :func:`get`.
     """
-    if type(obj) is dict:
+    cls = type(obj)
+    if cls is dict:
         return obj
+    if cls in _MODELS:
+        return obj.__dict__
     if obj is None:
         return _NO_FIELDS
     values = getattr(obj, "__dict__", None)
     if type(values) is not dict or getattr(obj, "__pydantic_extra__", _MISSING) is _MISSING:
         return _Getter(obj)  # not a pydantic model: properties count too
+    if len(_MODELS) < 4096:
+        _MODELS.add(cls)
     return values
 
 

@@ -72,17 +72,20 @@ def _chat_messages(body: dict[str, Any]) -> list[dict[str, Any]]:
     for m in body.get("messages") or ():
         if not isinstance(m, dict):
             continue
-        msg: dict[str, Any] = {"role": m.get("role"), "content": text_of_parts(m.get("content"))}
-        if m.get("tool_call_id"):
-            msg["tool_call_id"] = m["tool_call_id"]
-        if m.get("name"):
-            msg["name"] = m["name"]
-        if m.get("tool_calls"):
-            msg["tool_calls"] = [
-                {"id": get(tc, "id"), "name": get(tc, "function", "name"),
-                 "arguments": parse_arguments(get(tc, "function", "arguments"))}
-                for tc in m["tool_calls"]
-            ]
+        content = m.get("content")
+        msg: dict[str, Any] = {"role": m.get("role"),
+                               "content": content if type(content) is str else text_of_parts(content)}
+        if len(m) > 2:  # more than role and content: a tool result, a name, tool calls
+            if m.get("tool_call_id"):
+                msg["tool_call_id"] = m["tool_call_id"]
+            if m.get("name"):
+                msg["name"] = m["name"]
+            if m.get("tool_calls"):
+                msg["tool_calls"] = [
+                    {"id": get(tc, "id"), "name": get(tc, "function", "name"),
+                     "arguments": parse_arguments(get(tc, "function", "arguments"))}
+                    for tc in m["tool_calls"]
+                ]
         out.append(msg)
     return out
 
