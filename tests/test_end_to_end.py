@@ -247,6 +247,45 @@ def test_events_outside_any_run_go_to_an_implicit_run(db: Path) -> None:
     assert query(db, "SELECT count(*) FROM events WHERE run_id = ?", run["run_id"])[0][0] == 5
 
 
+def _open_text(db: Path, expected: str) -> str | None:
+    """The streamed text the store holds for the one call, once it is ``expected`` (5 s at most)."""
+    import time
+
+    deadline = time.monotonic() + 5
+    text = None
+    while time.monotonic() < deadline and text != expected:
+        time.sleep(0.02)
+        rows = query(db, "SELECT response_text, status FROM llm_calls")
+        assert not rows or rows[0]["status"] == "running"
+        text = rows[0]["response_text"] if rows else None
+    return text
+
+
+def test_a_stream_that_pauses_past_the_flush_interval_still_reaches_the_store_while_open(db: Path) -> None:
+    """Chunks after a pause (the writer stopped following the quiet call) are published all the same,
+    and so are chunks that keep coming between the writer's drains."""
+    import time
+
+    agentlog.configure(db, flush_interval=0.05)
+    with agentlog.run("paused-stream"):
+        call = agentlog.inference("openai", "gpt-4o").start()
+        assert agentlog.flush(5)
+        call.delta("one")
+        assert _open_text(db, "one") == "one"
+        time.sleep(0.3)  # several drains find nothing pending: the call is no longer followed
+        call.delta(" two")
+        assert _open_text(db, "one two") == "one two"
+        for i in range(10):  # a steady stream across several drains
+            call.delta(f" {i}")
+            time.sleep(0.02)
+        steady = "one two" + "".join(f" {i}" for i in range(10))
+        assert _open_text(db, steady) == steady
+        call.finish()
+    assert agentlog.flush(5)
+    (row,) = query(db, "SELECT response_text, status FROM llm_calls")
+    assert (row["response_text"], row["status"]) == ("one two 0 1 2 3 4 5 6 7 8 9", "ok")
+
+
 def test_stream_chunks_reach_the_store_while_the_stream_is_still_open(db: Path) -> None:
     import time
 
