@@ -25,6 +25,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from . import _ids
+from ._frame import Frame, frame_var
 from .context import SpanScope, outcome
 from .recorder import get_recorder
 from .tools import (  # the tool producers moved to tools.py
@@ -84,6 +86,19 @@ class Inference(SpanScope):
 
     def _fresh(self) -> Inference:
         return Inference(self.provider, self.model, self.request, messages=self.messages, name=self.name)
+
+    def _open(self) -> Frame:
+        # SpanScope._open without its helper calls: every instrumented SDK call comes here.
+        outer = frame_var.get()
+        rec = get_recorder()
+        span_id = self.span_id
+        if span_id is None:
+            span_id = self.span_id = _ids.new_id()
+        parent = self.parent_span_id = outer.span_id
+        frame = Frame(outer.run or rec._implicit or rec._implicit_run(), outer.turn_id, span_id, parent,
+                      outer.sinks)
+        rec.emit("llm.started", self._open_payload(), frame, span_id, parent)
+        return frame
 
     def _open_payload(self) -> dict[str, Any]:
         payload: dict[str, Any] = {"provider": self.provider, "model": self.model, "name": self.name,
