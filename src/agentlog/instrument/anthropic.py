@@ -189,10 +189,10 @@ class _MessageStream(StreamState):
         super().__init__(call)
         self.blocks: dict[int, dict[str, Any]] = {}
         self.raw_usage: dict[str, Any] = {}
+        self.event_class, self.text_class = _classes()[2:]  # looked up once per stream
 
     def feed(self, event: Any) -> None:
-        event_class, text_class = _classes()[2:]
-        if type(event) is event_class and type(event.delta) is text_class:
+        if type(event) is self.event_class and type(event.delta) is self.text_class:
             self.call.delta(event.delta.text)  # nearly every event: the SDK's own text delta
             return
         f = fields(event)

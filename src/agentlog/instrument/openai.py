@@ -354,9 +354,10 @@ class _ChatStream(StreamState):
     def __init__(self, call: Inference) -> None:
         super().__init__(call)
         self.tools: dict[int, dict[str, Any]] = {}
+        self.chunk_class = _chunk_class()  # looked up once per stream, compared per chunk
 
     def feed(self, chunk: Any) -> None:
-        if type(chunk) is not _chunk_class():
+        if type(chunk) is not self.chunk_class:
             self._feed_fields(chunk)
             return
         # The SDK's own chunk (nearly always): its declared fields, read as attributes.
