@@ -74,7 +74,10 @@ class Inference(SpanScope):
     _first_token_ns: int | None = None
     # Stream chunks waiting to be published as one event (see _chunk()): the run of
     # pending chunks is _text[_mark:] (or _reasoning[_mark:]) while _kind names it.
-    _lock: threading.Lock | None = None  # made by the first chunk, before the writer can see the call
+    # Re-entrant: a stream garbage-collected on the writer thread while that thread flushes
+    # the same call runs its finalizer (interrupt -> emit) under this lock; a plain Lock would
+    # deadlock the writer there.
+    _lock: threading.RLock | None = None  # made by the first chunk, before the writer can see the call
     _fast: str | None = None  # the kind whose next chunk may take the fast path
     _kind: str | None = None
     _fields: dict[str, Any] = {}  # noqa: RUF012 - replaced, never mutated
@@ -164,7 +167,7 @@ class Inference(SpanScope):
         now = rec._clock()
         lock = self._lock
         if lock is None:
-            lock = self._lock = threading.Lock()
+            lock = self._lock = threading.RLock()
         with lock:
             if self._kind is not None and (type != self._kind or fields != self._fields):
                 self._flush_locked()
