@@ -243,3 +243,20 @@ def test_memory_stays_bounded_while_the_store_is_locked(db: Path, writer: str) -
     # Every event is stored or counted; what was held is bounded (thread: the queue and the slot's
     # retries; process: that in each process, plus what the pipe and one read hold).
     assert stored + lost == 3000 and stored <= 8 * 200, (stored, s["dropped"])
+
+
+def test_a_host_whose_executable_is_not_python_writes_in_process_and_says_why(tmp_path: Path) -> None:
+    """An embedding application (uWSGI, a frozen bundle) names itself in sys.executable:
+    running it with the writer's arguments would start another copy of it."""
+    out = _run("""
+        import sys, agentlog
+        sys.executable = "/bin/true"
+        rec = agentlog.configure(sys.argv[1], writer="process", flush_interval=0.02)
+        for i in range(20):
+            agentlog.log("kept", i=i)
+        assert rec.flush(10)
+        print(rec.stats()["dropped"]["internal_error"])
+    """, str(tmp_path / "e.db"))
+    assert out.stdout.strip() == "0"
+    assert "does not look like a Python interpreter" in out.stderr
+    assert query(tmp_path / "e.db", "SELECT count(*) FROM events WHERE type = 'log'")[0][0] == 20

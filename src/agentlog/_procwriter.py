@@ -496,6 +496,30 @@ class ProcessWriter:
 _ORPHANS: list[Any] = []
 
 
+#: Started with ``-c`` so that agentlog's own directory can be put first on the child's path
+#: only when it is not already there: through PYTHONPATH it would also come before the
+#: standard library (an installed agentlog's directory is site-packages).
+_BOOT = ("import sys; r = sys.argv[1]; r in sys.path or sys.path.insert(0, r); "
+         "from agentlog._writer_process import main; sys.exit(main())")
+
+
+def interpreter() -> str:
+    """The Python to start the writer process with; raises when there is none to trust.
+
+    ``sys.executable`` is the host's interpreter in a normal program, but in an embedding
+    application (uWSGI, a frozen bundle, a plug-in host) it names that application, and
+    running it with our arguments would start another copy of it.
+    """
+    exe = sys.executable
+    if getattr(sys, "frozen", False) or not exe or not os.path.isfile(exe):
+        raise RuntimeError(f"no Python interpreter to run it with (sys.executable={exe!r})")
+    name = os.path.basename(exe).lower()
+    if not name.startswith(("python", "pypy")):
+        raise RuntimeError(f"sys.executable={exe!r} does not look like a Python interpreter;"
+                           " set writer='thread' (AGENTLOG_WRITER=thread) to silence this")
+    return exe
+
+
 def _spawn() -> Any:
     import subprocess
 
@@ -503,7 +527,5 @@ def _spawn() -> Any:
 
     # The same agentlog as the host's, wherever it was imported from.
     root = os.path.dirname(os.path.dirname(os.path.abspath(agentlog.__file__)))
-    env = dict(os.environ)
-    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    return subprocess.Popen([sys.executable, "-m", "agentlog._writer_process"], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, close_fds=True, env=env, bufsize=0)
+    return subprocess.Popen([interpreter(), "-c", _BOOT, root], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, close_fds=True, bufsize=0)
