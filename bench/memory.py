@@ -10,13 +10,15 @@ the recorder's and the workload's alone.
   same process's RSS before the first event (interpreter, agentlog, the workload's
   text pool). Full mode runs this once (about 1M events take minutes); when the
   queries benchmark's cached store had to be made in the same run, that flow is
-  the one reported.
+  the one reported. RSS is the host's plus its writer process's.
 * **Blocked**: another connection holds ``BEGIN EXCLUSIVE`` on the store while
   the workload is published (an agent pausing 1 ms per run), so no batch can
   commit, until both bounds below are full and then ``after_s`` seconds more. The recorder may hold at most ``max_queue``
   queued events plus ``max_queue`` events pending in the sink slot (plus the batch
-  being tried); the rest must be counted as dropped, and RSS must stop growing
-  once both bounds are full. Reference: the same number of events (2 x
+  being tried); with the writer process (the default) the child has its own queue
+  bounded by ``max_queue`` too, so three bounds. The rest must be counted as dropped,
+  and RSS (the host's plus its writer process's) must stop growing once the bounds
+  are full. Reference: the same number of events (2 x
   ``max_queue``) held as the queue holds them (the producers' tuples and payload
   dicts) in a deque in another fresh interpreter: what holding them costs at least.
   After the lock is released every event is either in the store or counted as
@@ -134,7 +136,7 @@ def summarise(
         "flow": flow,
         "flow_repetitions": len(flows),
         "blocked": b,
-        "blocked_settings": {k: blocked[0][k] for k in ("max_queue", "after_s", "busy_timeout_ms")},
+        "blocked_settings": {k: blocked[0][k] for k in ("max_queue", "after_s", "busy_timeout_ms", "bounds")},
         "dropped_by_reason": [x["dropped_by_reason"] for x in blocked],
         "hold_reference": hold,
         "blocked_growth_over_reference": ratio,
@@ -182,7 +184,7 @@ def print_memory(m: dict[str, Any], fig: Callable[..., str], table: Callable[...
         f"   blocked: published {b['published']['median']:,.0f}, written after the lock "
         f"{b['written']['median']:,.0f}, dropped {b['dropped']['median']:,.0f} "
         f"({', '.join(f'{k} {v:,}' for k, v in m['dropped_by_reason'][0].items())}); "
-        f"held at most {b['held_max']['median']:,.0f} (bound 2 x {s['max_queue']:,} + a batch)"
+        f"held at most {b['held_max']['median']:,.0f} (bound {s['bounds']} x {s['max_queue']:,} + a batch)"
     )
     verdict = (
         "bounded" if m["bounded"]
