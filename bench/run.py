@@ -457,6 +457,15 @@ def print_sdk(sdk: dict[str, Any]) -> None:
         print(f"   {sdk_name}: skipped ({why})")
     tails = ", ".join(f"{n} {c['writer_tail_us']['median']:,.0f}" for n, c in sdk["cases"].items())
     print(f"\n   of 'added', the writer's work left at the end of a block (us per call): {tails}")
+    paused = [
+        f"{n} {c['added_paused_us']['median']:,.0f} us = {c['added_paused_pct']['median']:.1f} %"
+        for n, c in sdk["cases"].items() if "added_paused_us" in c
+    ]
+    if paused:
+        print("   added with the writer process stopped (SIGSTOP) during the block, a diagnostic: what the")
+        print("   agent's own process pays, apart from the CPU the writer process takes from the machine:")
+        for i in range(0, len(paused), 3):
+            print("     " + ", ".join(paused[i : i + 3]))
     calls = ", ".join(f"{n} {c['block_calls']}" for n, c in sdk["cases"].items())
     print(f"   {sdk['pairs']} pairs of blocks per repetition; calls per block: {calls}")
     print(

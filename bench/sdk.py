@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import gc
 import importlib
+import os
+import signal
 import sqlite3
 import statistics
 import subprocess
@@ -40,6 +42,7 @@ from typing import Any
 
 import agentlog
 
+from .flow import writer_pids
 from .stats import percentile, spread
 
 __all__ = ["CASES", "Case", "run_sdk"]
@@ -315,10 +318,12 @@ def measure_case(case: Case, call: Call, n: int, p: Plan) -> dict[str, Any]:
     """
     calls: dict[bool, list[int]] = {False: [], True: []}
     means: dict[bool, list[float]] = {False: [], True: []}
+    paused: list[float] = []
     tails: list[float] = []
     chunks = 0
     agentlog.flush(30)
     gc.collect()
+    writers: list[int] = []
     for pair in range(p.pairs):
         # The order alternates (AB, BA, AB, ...), so a drift within a pair cancels out.
         for instrumented in (False, True) if pair % 2 == 0 else (True, False):
@@ -331,6 +336,10 @@ def measure_case(case: Case, call: Call, n: int, p: Plan) -> dict[str, Any]:
                 tails.append((time.perf_counter_ns() - t1) / n / 1000)
             means[instrumented].append((time.perf_counter_ns() - t0) / n / 1000)
             calls[instrumented] += times
+        # The writer process starts on the recorder's first drain with work, so look after a block.
+        writers = writers or writer_pids()
+        if writers:
+            paused.append(_paused_block(case, call, n, writers))
     agentlog.uninstrument()
     pairs = list(zip(means[False], means[True], strict=True))
     added = statistics.median(i - q for q, i in pairs)
@@ -341,10 +350,39 @@ def measure_case(case: Case, call: Call, n: int, p: Plan) -> dict[str, Any]:
         "added_pct": statistics.median((i / q - 1) * 100 for q, i in pairs),
         "writer_tail_us": statistics.median(tails),
         "chunks": chunks,
+        "instrumented_blocks": p.pairs + len(paused),
     }
+    if paused:
+        # Against the plain block of the same pair: what the agent's process itself pays.
+        # (The last pairs: the writer process may have started during the first.)
+        plain = means[False][-len(paused):]
+        out["added_paused_us"] = statistics.median(x - q for x, q in zip(paused, plain, strict=True))
+        out["added_paused_pct"] = statistics.median((x / q - 1) * 100 for x, q in zip(paused, plain, strict=True))
     if case.stream:
         out["added_per_chunk_us"] = added / chunks
     return out
+
+
+def _paused_block(case: Case, call: Call, n: int, writers: list[int]) -> float:
+    """Mean call time (µs) of an instrumented block with the writer process stopped.
+
+    A diagnostic, not a target: what agentlog costs the agent's own process (its calling
+    thread, the forwarder, the pickling) apart from the CPU its writer process takes from
+    the machine, which here also runs the fake provider. The block's events wait in the
+    host's queue and are written once the writer process continues (not timed).
+    """
+    _set_mode(case.sdk, True)
+    for pid in writers:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        t0 = time.perf_counter_ns()
+        _block(call, n)
+        mean = (time.perf_counter_ns() - t0) / n / 1000
+    finally:
+        for pid in writers:
+            os.kill(pid, signal.SIGCONT)
+    agentlog.flush(30)
+    return mean
 
 
 def _recorded(db: Path, expected: dict[str, int]) -> dict[str, Any]:
@@ -384,7 +422,8 @@ def measure_all(
                 if case.name in calls:
                     out[case.name] = measure_case(case, calls[case.name], blocks[case.name], p)
                     provider = _PROVIDER[case.sdk]
-                    expected[provider] = expected.get(provider, 0) + p.pairs * blocks[case.name]
+                    done = out[case.name]["instrumented_blocks"] * blocks[case.name]
+                    expected[provider] = expected.get(provider, 0) + done
             flushed = agentlog.flush(60)
         finally:
             agentlog.uninstrument()
@@ -440,7 +479,8 @@ def _summary(name: str, block: int, per_rep: list[dict[str, Any]]) -> dict[str, 
         "block_calls": block,
         "chunks": per_rep[0]["chunks"],
     }
-    figures = ("plain_us", "instrumented_us", "added_us", "added_pct", "added_per_chunk_us")
+    figures = ("plain_us", "instrumented_us", "added_us", "added_pct", "added_per_chunk_us",
+               "added_paused_us", "added_paused_pct")
     for key in (*figures, "writer_tail_us"):
         if key in per_rep[0]:
             out[key] = spread([float(r[key]) for r in per_rep])
