@@ -161,7 +161,8 @@ def flow(events: int, db: str, backlog: int) -> dict[str, Any]:
     }
 
 
-def blocked(db: str, max_queue: int, after_s: float, busy_timeout_ms: int) -> dict[str, Any]:
+def blocked(db: str, max_queue: int, after_s: float, busy_timeout_ms: int,
+            writer: str | None = None) -> dict[str, Any]:
     import agentlog
     from agentlog.store import sqlite as store_sqlite
 
@@ -174,7 +175,7 @@ def blocked(db: str, max_queue: int, after_s: float, busy_timeout_ms: int) -> di
     path = Path(db)
     store_sqlite.connect_writer(path).close()
     pool = TextPool()
-    rec = agentlog.configure(str(path), max_queue=max_queue)
+    rec = agentlog.configure(str(path), max_queue=max_queue, writer=writer)
     # What can be held: the queue and the sink's pending batches, each bounded by max_queue;
     # with the writer process, the host's queue plus the child's queue and pending batches.
     bounds = 3 if rec.settings.writer == "process" else 2

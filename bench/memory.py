@@ -46,8 +46,11 @@ def run_memory(quick: bool, reps: int, generated: dict[str, Any] | None) -> dict
     events = 50_000 if quick else 1_000_000
     max_queue = 10_000 if quick else 100_000
     # A commit attempt waits busy_timeout for the lock: agentlog's 10 s in full mode; in quick
-    # mode 0.25 s, so that batches reach the pending bound within the few seconds it has.
+    # mode 0.25 s, so that batches reach the pending bound within the few seconds it has. The
+    # patch reaches only the benchmark's interpreter, so quick mode blocks the thread writer;
+    # full mode the default writer process (tests/test_writer_modes.py checks both bounded).
     busy_ms, after_s = (250, 1.5) if quick else (10_000, 10.0)
+    writer = "thread" if quick else None
     with tempfile.TemporaryDirectory(prefix="agentlog-bench-") as tmp:
         if generated is not None and generated["rows"] >= events:
             flows = [generated]
@@ -75,6 +78,7 @@ def run_memory(quick: bool, reps: int, generated: dict[str, Any] | None) -> dict
                         "max_queue": max_queue,
                         "after_s": after_s,
                         "busy_timeout_ms": busy_ms,
+                        "writer": writer,
                     }
                 )
             )

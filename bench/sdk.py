@@ -271,10 +271,11 @@ class Plan:
     pairs: int
     block_s: float
     warmup: int = 5
+    paused: bool = True  # the diagnostic block with the writer process stopped (full mode)
 
 
 def plan(quick: bool) -> Plan:
-    return Plan(pairs=4, block_s=0.12) if quick else Plan(pairs=10, block_s=0.25)
+    return Plan(pairs=4, block_s=0.12, paused=False) if quick else Plan(pairs=10, block_s=0.25)
 
 
 def _set_mode(sdk: str, instrumented: bool) -> None:
@@ -337,7 +338,7 @@ def measure_case(case: Case, call: Call, n: int, p: Plan) -> dict[str, Any]:
             means[instrumented].append((time.perf_counter_ns() - t0) / n / 1000)
             calls[instrumented] += times
         # The writer process starts on the recorder's first drain with work, so look after a block.
-        writers = writers or writer_pids()
+        writers = writers or (writer_pids() if p.paused else [])
         if writers:
             paused.append(_paused_block(case, call, n, writers))
     agentlog.uninstrument()
