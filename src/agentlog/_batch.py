@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from .recorder import Recorder
     from .sinks.base import Sink
 
-__all__ = ["FORK_WAIT", "FlushMarker", "SinkSlot", "Waiter", "Worker", "io_lock"]
+__all__ = ["FORK_WAIT", "FlushMarker", "SinkSlot", "Waiter", "Worker", "WriterLoop", "io_lock", "take_batch"]
 
 log = logging.getLogger("agentlog")
 
@@ -212,7 +212,54 @@ class SinkSlot:
 Item = tuple[Any, ...]  # (type, payload, ns, seq, run, turn, span, parent, sinks, waiter)
 
 
-class Worker:
+def take_batch(q: deque[Any], size: int) -> tuple[list[Item], FlushMarker | None]:
+    """Up to ``size`` items from the queue's head, stopping after a flush marker (returned apart)."""
+    items: list[Item] = []
+    while q and len(items) < size:
+        it = q.popleft()
+        if type(it) is FlushMarker:
+            return items, it
+        items.append(it)
+    return items, None
+
+
+class WriterLoop:
+    """The writer thread's loop, shared by :class:`Worker` and the writer process's forwarder.
+
+    Sleeps ``flush_interval`` unless woken, drains, and at ``stop`` drains once more and
+    finishes. Subclasses provide ``rec``, ``stop``, ``flush_interval``, ``drain`` and ``finish``.
+    """
+
+    rec: Recorder
+    stop: threading.Event
+    flush_interval: float
+
+    def drain(self) -> None:
+        raise NotImplementedError
+
+    def finish(self) -> None:
+        raise NotImplementedError
+
+    def _run(self) -> None:
+        wake = self.rec._wake
+        while not self.stop.is_set():
+            wake.wait(self.flush_interval)
+            wake.clear()
+            self._guarded(self.drain)
+        self._guarded(self.drain)
+        self._guarded(self.finish)
+
+    def _guarded(self, step: Callable[[], None]) -> None:
+        # The writer must never die: an internal error is logged and counted,
+        # and the loop goes on with the next batch.
+        try:
+            step()
+        except Exception:
+            self.rec._note_internal_error()
+            log.exception("agentlog: internal error in the writer thread (the recorder continues)")
+
+
+class Worker(WriterLoop):
     """Owns the writer thread of one :class:`~agentlog.recorder.Recorder`."""
 
     def __init__(self, recorder: Recorder) -> None:
@@ -237,26 +284,6 @@ class Worker:
     def start(self) -> None:
         self.thread.start()
 
-    # -- the loop ----------------------------------------------------------------
-    def _run(self) -> None:
-        rec = self.rec
-        wake = rec._wake
-        while not self.stop.is_set():
-            wake.wait(self.flush_interval)
-            wake.clear()
-            self._guarded(self.drain)
-        self._guarded(self.drain)
-        self._guarded(self.finish)
-
-    def _guarded(self, step: Callable[[], None]) -> None:
-        # The writer must never die: an internal error is logged and counted,
-        # and the loop goes on with the next batch.
-        try:
-            step()
-        except Exception:
-            self.rec._note_internal_error()
-            log.exception("agentlog: internal error in the writer thread (the recorder continues)")
-
     def drain(self) -> None:
         q = self.rec._queue
         size = self.batch_size
@@ -267,14 +294,7 @@ class Worker:
             self.rec._flush_streams()
             if not q:
                 break
-            items: list[Item] = []
-            marker: FlushMarker | None = None
-            while q and len(items) < size:
-                it = q.popleft()
-                if type(it) is FlushMarker:
-                    marker = it
-                    break
-                items.append(it)
+            items, marker = take_batch(q, size)
             # A flush or the shutdown writes held stream chunks too: flush() promises all.
             release = marker is not None or self.stop.is_set()
             if items or (release and self.held):

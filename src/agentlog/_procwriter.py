@@ -36,7 +36,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from ._batch import HOLD_SECONDS, FlushMarker, SinkSlot, Waiter, Worker
+from ._batch import HOLD_SECONDS, FlushMarker, SinkSlot, Waiter, Worker, WriterLoop, take_batch
 from ._gil import share_gil
 
 if TYPE_CHECKING:
@@ -105,7 +105,7 @@ class _LocalHost:
             self._rec._count_drop(reason, n)
 
 
-class ProcessWriter:
+class ProcessWriter(WriterLoop):
     """Stands in for :class:`Worker`: forwards the recorder's queue to a writer process."""
 
     def __init__(self, recorder: Recorder) -> None:
@@ -166,23 +166,7 @@ class ProcessWriter:
             obj.done.set()
         return max(0, self.sent - self.confirmed)
 
-    # -- the loop ----------------------------------------------------------------------
-    def _run(self) -> None:
-        wake = self.rec._wake
-        while not self.stop.is_set():
-            wake.wait(self.flush_interval)
-            wake.clear()
-            self._guarded(self.drain)
-        self._guarded(self.drain)
-        self._guarded(self.finish)
-
-    def _guarded(self, step: Any) -> None:
-        try:
-            step()
-        except Exception:
-            self.rec._note_internal_error()
-            log.exception("agentlog: internal error in the writer thread (the recorder continues)")
-
+    # -- the loop (WriterLoop._run) ----------------------------------------------------
     def drain(self) -> None:
         if self.failed:
             self.local.drain()
@@ -195,14 +179,7 @@ class ProcessWriter:
             rec._flush_streams()  # as Worker.drain: before every batch
             if not q:
                 break
-            items: list[Any] = []
-            marker: FlushMarker | None = None
-            while q and len(items) < size:
-                it = q.popleft()
-                if type(it) is FlushMarker:
-                    marker = it
-                    break
-                items.append(it)
+            items, marker = take_batch(q, size)
             release = marker is not None or self.stop.is_set()
             if items or (release and local.held):
                 self._forward(items, release)
