@@ -88,3 +88,19 @@ def test_one_long_string_under_many_keys_is_bounded_before_it_is_encoded() -> No
     data, _ = encode_payload(payload, 1_000_000, 1000)
     assert len(data) <= 1_000_000
     assert time.perf_counter() - start < 1.0  # bounded before encoding, not after
+
+
+def test_one_long_key_in_a_dict_referenced_many_times_is_bounded_before_it_is_encoded() -> None:
+    # The same dict 2,000 times, its one key 100 KB long: 200 MB of JSON if encoded as it is.
+    import tracemalloc
+
+    shared = {"k" * 100_000: 1}
+    payload = {"calls": [shared] * 2_000}
+    tracemalloc.start()
+    try:
+        data, _ = encode_payload(payload, 1_000_000, 1000)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert len(data) <= 1_000_000
+    assert peak < 20_000_000  # 268 MB when keys were not counted before encoding

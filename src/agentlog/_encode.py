@@ -51,6 +51,13 @@ def _plain_size(value: Any, limit: int) -> int:
         x = pop()
         visits += 1
         size += len(x)
+        if type(x) is dict:
+            # Keys are written too: a long key in a dict referenced many times expands as much
+            # as a long value would.
+            try:
+                size += sum(map(len, x))
+            except TypeError:  # a non-string key (OPT_NON_STR_KEYS writes it as text)
+                size += sum(len(k) if type(k) is str else 24 for k in x)
         for y in x.values() if type(x) is dict else x:
             t = type(y)
             if t is str:
