@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import time
 
-__all__ = ["MAX_SLICE", "SLICE", "share_gil"]
+__all__ = ["MAX_SLICE", "SLICE", "share_gil", "stop_sharing"]
 
 #: Seconds of writer work between two hand-overs while other threads want the GIL.
 SLICE = 0.0005
@@ -30,10 +30,24 @@ MAX_SLICE = 0.002
 _TAKEN = 2e-6
 _next = 0.0
 _slice = SLICE
+_off = False
+
+
+def stop_sharing() -> None:
+    """Make :func:`share_gil` a no-op: for a process whose only other thread can wait.
+
+    The writer process (:mod:`agentlog._writer_process`) has no agent threads to let in;
+    its pipe reader gets the GIL whenever SQLite releases it, and every hand-over would
+    only cost the writer the kernel's timer slack.
+    """
+    global _off
+    _off = True
 
 
 def share_gil() -> None:
     global _next, _slice
+    if _off:
+        return
     now = time.perf_counter()
     if now >= _next:
         others = time.process_time() - time.thread_time()

@@ -23,7 +23,7 @@ import time
 from collections import deque
 from typing import Any
 
-from . import _wire
+from . import _gil, _wire
 from ._batch import FlushMarker, Waiter
 from ._procwriter import merge_stats
 from .config import Settings
@@ -229,6 +229,7 @@ def _start(values: dict[str, Any], out: _Out) -> WriterRecorder:
 def main() -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    _gil.stop_sharing()
     rfd, wfd = _private_pipes()
     out = _Out(wfd)
     rec, left = _serve(rfd, out)
