@@ -31,6 +31,27 @@ def db(tmp_path: Path) -> Path:
     return tmp_path / "agentlog.db"
 
 
+#: The SDK tests: every request they send must come back from the store as it was recorded.
+_REQUEST_ROUND_TRIP = {"test_instrument_openai", "test_instrument_anthropic", "test_instrument_gemini"}
+
+
+@pytest.fixture(autouse=True)
+def _requests_come_back_whole(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[None]:
+    """Requests are stored by reference (sinks/_requests.py): after each SDK test, every
+    llm.started payload the writer handed to the sinks is read back from the store through
+    the ``events`` view, ``llm_calls.request`` and ``Store.events()``, and must be equal."""
+    if request.module.__name__ not in _REQUEST_ROUND_TRIP:
+        yield
+        return
+    from agentlog.testing import capture_events
+
+    from round_trip import assert_requests_come_back
+
+    with capture_events() as sink:
+        yield
+    assert_requests_come_back(tmp_path / "agentlog.db", sink.events)
+
+
 @pytest.fixture
 def recorder(db: Path) -> agentlog.Recorder:
     """The process-wide recorder, writing to a fresh file."""

@@ -87,7 +87,7 @@ def test_no_secret_reaches_the_file_its_wal_the_cli_or_a_backup(tmp_path: Path, 
     leaks += _leaks("backup", backup.read_bytes())
     assert leaks == []
 
-    text = " ".join(r[0] for r in stored(db, "SELECT payload FROM al_events"))
+    text = " ".join(r[0] for r in stored(db, "SELECT payload FROM events"))
     for kind in ("openai_key", "anthropic_key", "google_api_key", "private_key", "jwt", "bearer_token",
                  "url_password", "stripe_key", "github_token", "slack_token", "huggingface_token",
                  "aws_access_key_id", "aws_secret_access_key", "basic_auth"):

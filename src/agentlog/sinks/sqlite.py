@@ -42,6 +42,7 @@ from ..store.sqlite import (
     is_damage,
 )
 from ._conversation import msg_hash, reply_message, request_chain
+from ._requests import Part, Splitter
 
 __all__ = ["SQLiteSink"]
 
@@ -52,6 +53,14 @@ _INSERT_EVENT = (
     " provider, model, status, input_tokens, output_tokens, cached_tokens, cache_write_tokens,"
     " reasoning_tokens, cost_usd, duration_ms, payload) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 )
+# The event rows of a batch that stores a request by reference (see _requests.py), all of
+# them in publish order, with that request's refs; its items go in before them.
+_INSERT_STARTED = (
+    "INSERT OR IGNORE INTO al_events (event_id, run_id, turn_id, span_id, parent_span_id, seq, ts, type,"
+    " provider, model, status, input_tokens, output_tokens, cached_tokens, cache_write_tokens,"
+    " reasoning_tokens, cost_usd, duration_ms, payload, refs) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+)
+_REQUEST_ITEM = "INSERT OR IGNORE INTO al_request_items (hash, parent, item) VALUES (?,?,?)"
 _RUN_STARTED = (
     "INSERT INTO al_runs (run_id, name, started_at, metadata, tags, parent_run_id, implicit)"
     " VALUES (?,?,?,?,?,?,?) ON CONFLICT (run_id) DO UPDATE SET name = excluded.name,"
@@ -143,7 +152,8 @@ _WRITER = (
 # Statement order inside a batch transaction. Every statement is order-independent
 # with respect to the others on the same key (see the comments above).
 _ORDER = (
-    _INSERT_EVENT, _RUN_STARTED, _RUN_FINISHED, _RUN_SEEN, _TURN_STARTED, _TURN_FINISHED,
+    _INSERT_EVENT, _REQUEST_ITEM, _INSERT_STARTED,
+    _RUN_STARTED, _RUN_FINISHED, _RUN_SEEN, _TURN_STARTED, _TURN_FINISHED,
     _SPAN_OPENED, _SPAN_CLOSED, _SPAN_STATUS, _SPAN_LINK, _SPAN_ANNOTATE, _TOOL_APPROVAL,
     _TOOL_REQUEST, _SEARCH,
 )
@@ -153,6 +163,19 @@ _KIND_OF_TYPE = {t: t.split(".", 1)[0] for t in (*SPAN_OPENING, *SPAN_CLOSING)} 
 _NO_TOKENS: tuple[None, ...] = (None,) * len(USAGE_KEYS)
 _HOST = socket.gethostname()
 _INHERITED: list[sqlite3.Connection] = []  # connections a forked child must never touch
+
+
+def _insert_search(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
+    """Full-text rows, one single-row INSERT each (``executemany``), not multi-row statements.
+
+    A multi-row INSERT into an FTS5 table runs as one statement with a statement journal,
+    and FTS5 (SQLite 3.40) writes its pending terms out as a new segment at each statement
+    savepoint: a small segment per 64 rows, merged again later. Single-row INSERTs need no
+    statement journal, so a batch's terms stay in memory until the commit writes them as
+    one segment. Measured with callgrind on the ingest benchmark's workload: 15k fewer
+    instructions per event for the whole writer (8 %).
+    """
+    conn.executemany(_SEARCH, rows)
 
 
 def _busy(exc: BaseException) -> bool:
@@ -220,6 +243,7 @@ class SQLiteSink:
         self._positions: dict[str, int] = {}
         self._span_tail: dict[str, str] = {}  # llm span -> hash of its request's last message
         self._known: dict[str, set[str]] = {}  # run -> message hashes already stored (a cache)
+        self._splitter = Splitter()  # remembers the last request of each run: a hint, checked
         self._rejected = 0
         self._closed = False
         self.fallback: Path | None = None  # set once events go to the fallback file
@@ -230,7 +254,7 @@ class SQLiteSink:
     # -- the contract ----------------------------------------------------------------
     def write(self, events: Sequence[Event]) -> None:
         conn = self._connect()
-        ops = self._rows(events)
+        ops = self._ops(conn, events)
         conn.execute("BEGIN IMMEDIATE")
         try:
             try:
@@ -361,13 +385,16 @@ class SQLiteSink:
         for stmt in _ORDER:
             rows = ops.get(stmt)
             if rows:
-                insert_rows(conn, stmt, rows)
+                if stmt is _SEARCH:
+                    _insert_search(conn, rows)
+                else:
+                    insert_rows(conn, stmt, rows)
 
     def _write_one_by_one(self, conn: sqlite3.Connection, events: Sequence[Event]) -> None:
         for ev in events:
             conn.execute("SAVEPOINT one")
             try:
-                self._apply(conn, self._rows([ev]))
+                self._apply(conn, self._ops(conn, [ev]))
                 conn.execute("RELEASE one")
             except sqlite3.OperationalError:
                 raise
@@ -444,6 +471,87 @@ class SQLiteSink:
         ops[_RUN_SEEN].extend(last_seen.items())
         return ops
 
+    def _ops(self, conn: sqlite3.Connection, events: Sequence[Event]) -> dict[str, list[tuple[Any, ...]]]:
+        """``_rows(events)``, with each long ``llm.started`` request stored by reference.
+
+        The rows are applied in one transaction (or one savepoint per event): an
+        ``llm.started`` row refers only to items that are committed already or that
+        the same ``ops`` insert, so a reference never outlives a rollback.
+        """
+        ops = self._rows(events)
+        splits: dict[str, tuple[str, str, list[Part]]] = {}  # event id -> (payload, refs, parts)
+        for ev in events:  # in publish order: the splitter compares each request with the last
+            if ev.type == "llm.started":
+                split = self._split(ev)
+                if split is not None:
+                    splits[ev.event_id] = split
+        if not splits:
+            return ops
+        self._add_items(conn, [parts for _, _, parts in splits.values()], ops)
+        # Every row through the statement with refs, in publish order: al_events' rowid
+        # keeps the order events were published in, as for a batch with no split request.
+        ordered = ops[_INSERT_STARTED]
+        for row in ops[_INSERT_EVENT]:
+            split = splits.get(row[0])
+            ordered.append((*row, None) if split is None else (*row[:18], split[0], split[1]))
+        ops[_INSERT_EVENT] = []
+        return ops
+
+    def _split(self, ev: Event) -> tuple[str, str, list[Part]] | None:
+        try:
+            return self._splitter.split(ev.run_id, ev.payload_json(), ev.payload)
+        except (orjson.JSONDecodeError, ValueError, TypeError):
+            return None  # not a payload this writer encoded: keep it whole
+
+    def _add_items(self, conn: sqlite3.Connection, requests: list[list[Part]], ops: Ops) -> None:
+        """Add to ``ops`` the items of ``requests`` (each one's parts) that are not stored yet.
+
+        An item is only ever inserted after or together with the one before it, and
+        never removed: a stored item means a stored head of its chain. One query per
+        batch finds which of the items that matter are stored (committed: it runs
+        outside the batch's transaction, or inside it for the events written one by
+        one): for a request that continues the previous one of its run, the last item
+        of that one (it is new only if that request was rolled back); otherwise all
+        of its items (the first request a writer sees of a run another process began).
+        """
+        wanted: set[str] = set()
+        for parts in requests:
+            for part in parts:
+                if part.base is None:
+                    wanted.update(item[0] for item in part.items)
+                else:
+                    wanted.add(part.base)
+        stored = self._existing(conn, wanted)
+        fresh: set[str] = set()  # items these ops insert
+        items = ops[_REQUEST_ITEM]
+        for parts in requests:
+            for part in parts:
+                chain, start = part.items, 0
+                if part.base is not None and part.base not in fresh and part.base not in stored:
+                    chain = part.whole()  # the request it continues was not stored (rolled back)
+                    stored |= self._existing(conn, {item[0] for item in chain})
+                if chain is not part.items or part.base is None:
+                    start = next((i + 1 for i in range(len(chain) - 1, -1, -1)
+                                  if chain[i][0] in fresh or chain[i][0] in stored), 0)
+                for item in chain[start:]:
+                    if item[0] not in fresh:
+                        fresh.add(item[0])
+                        items.append(item)
+
+    @staticmethod
+    def _existing(conn: sqlite3.Connection, names: set[str]) -> set[str]:
+        """Which of ``names`` are stored items."""
+        found: set[str] = set()
+        pending = list(names)
+        try:
+            for i in range(0, len(pending), 500):
+                chunk = pending[i:i + 500]
+                found.update(r[0] for r in conn.execute(
+                    f"SELECT hash FROM al_request_items WHERE hash IN ({','.join('?' * len(chunk))})", chunk))
+        except sqlite3.Error:
+            return set()  # then the items are inserted again (OR IGNORE): never a missing one
+        return found
+
     def _write_messages(self, conn: sqlite3.Connection, events: Sequence[Event]) -> None:
         """Append new conversation messages, each stored once per run."""
         rows: list[tuple[Any, ...]] = []
@@ -472,7 +580,7 @@ class SQLiteSink:
             # OR IGNORE: another process may have stored the same message of a shared run
             # first; then this position stays unused, which the order does not mind.
             insert_rows(conn, _MESSAGE, rows)
-            insert_rows(conn, _SEARCH, search)
+            _insert_search(conn, search)
         if len(self._known) > 1_000:
             self._known.clear()
 
@@ -491,7 +599,7 @@ class SQLiteSink:
             return []
         parent = self._span_tail.pop(ev.span_id or "", None)
         if parent is None:  # the request was written by an earlier batch or process
-            row = conn.execute("SELECT payload FROM al_events WHERE span_id = ? AND type = 'llm.started'",
+            row = conn.execute("SELECT payload FROM events WHERE span_id = ? AND type = 'llm.started'",
                                (ev.span_id,)).fetchone()
             chain = request_chain(orjson.loads(row[0])) if row else []
             parent = chain[-1][1] if chain else ""

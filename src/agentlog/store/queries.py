@@ -172,8 +172,12 @@ def run_tool_calls(conn: sqlite3.Connection, run_id: str) -> Rows:
 def run_events(
     conn: sqlite3.Connection, run_id: str, since: int, limit: int | None, types: list[str] | None
 ) -> Rows:
-    sql = ("SELECT event_id, run_id, turn_id, span_id, parent_span_id, seq, ts, type, payload"
-           " FROM al_events WHERE run_id = ? AND seq > ?")
+    # The integer ts of al_events, the payload of the events view: a request stored by
+    # reference (refs not NULL) is rebuilt there, once, in SQL.
+    sql = ("SELECT event_id, run_id, turn_id, span_id, parent_span_id, seq, ts, type,"
+           " CASE WHEN refs IS NULL THEN payload ELSE"
+           " (SELECT v.payload FROM events v WHERE v.event_id = e.event_id) END AS payload"
+           " FROM al_events e WHERE run_id = ? AND seq > ?")
     args: list[Any] = [run_id, since]
     if types:
         sql += f" AND type IN ({','.join('?' * len(types))})"
