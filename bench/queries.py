@@ -79,6 +79,18 @@ def ensure_store(events: int) -> tuple[Path, dict[str, Any] | None]:
 
 
 # -- what is timed ------------------------------------------------------------------------------
+_REQUEST_ITEMS = """
+WITH RECURSIVE walk (hash, parent, item) AS (
+    SELECT m.hash, m.parent, m.item
+    FROM al_events e, json_each(e.refs) r JOIN al_request_items m ON m.hash = r.value ->> 1
+    WHERE e.run_id = ? AND e.type = 'llm.started' AND e.refs IS NOT NULL
+    UNION
+    SELECT m.hash, m.parent, m.item FROM walk w JOIN al_request_items m ON m.hash = w.parent
+)
+SELECT item FROM walk
+"""
+
+
 def _subjects(
     store: agentlog.Store, picks: dict[str, Any]
 ) -> dict[str, tuple[Callable[[], object], Callable[[], object]]]:
@@ -96,8 +108,10 @@ def _subjects(
             ).fetchall(),
             c.execute("SELECT * FROM al_tool_requests WHERE run_id = ?", (rid,)).fetchall(),
             c.execute(
-                "SELECT payload FROM al_events WHERE run_id = ? AND type = 'llm.started'", (rid,)
+                "SELECT payload, refs FROM al_events WHERE run_id = ? AND type = 'llm.started'", (rid,)
             ).fetchall(),
+            # the requests' items, each once (requests are stored by reference: migration 0003)
+            c.execute(_REQUEST_ITEMS, (rid,)).fetchall(),
         )
 
     return {
@@ -168,8 +182,11 @@ def _size(path: Path, events: int, pool: TextPool) -> dict[str, Any]:
                 "SELECT type, sum(length(payload)) FROM al_events GROUP BY type"
             ).fetchall()
         )
+        items = conn.execute(
+            "SELECT count(*), coalesce(sum(length(item)), 0) FROM al_request_items"
+        ).fetchone()
     except Exception:  # dbstat is a compile-time option of SQLite
-        top, payload = [], {}
+        top, payload, items = [], {}, (0, 0)
     return {
         "file_bytes": file_bytes,
         "bytes_per_event": file_bytes / events,
@@ -179,6 +196,8 @@ def _size(path: Path, events: int, pool: TextPool) -> dict[str, Any]:
         "ratio_to_raw_as_sent": file_bytes / raw.as_sent,
         "largest": {name: size for name, size in top},
         "llm_started_payload_bytes": payload.get("llm.started", 0),
+        "request_items": items[0],
+        "request_item_bytes": items[1],
     }
 
 
@@ -257,8 +276,9 @@ def print_queries(q: dict[str, Any], fig: Callable[..., str], table: Callable[..
     big = ", ".join(f"{k} {v / 1e6:,.1f}" for k, v in s["largest"].items())
     print(f"   largest tables and indexes (MB): {big}")
     print(
-        f"   of al_events, llm.started payloads (the requests, stored whole): "
-        f"{s['llm_started_payload_bytes'] / 1e6:,.1f} MB"
+        f"   requests: llm.started payloads {s['llm_started_payload_bytes'] / 1e6:,.1f} MB (long parts"
+        f" by reference), their items {s.get('request_items', 0):,} in al_request_items"
+        f" ({s.get('request_item_bytes', 0) / 1e6:,.1f} MB of JSON)"
     )
     if q["generated"]:
         g = q["generated"]
