@@ -139,6 +139,25 @@ def test_the_writer_process_starts_on_the_first_drain_not_at_import_or_configure
     assert before == [] and len(after) == 1, out.stderr
 
 
+def test_events_the_writer_holds_while_its_process_starts_are_counted_as_queued(tmp_path: Path,
+                                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Between the first drain and the child's "ready", the batch is in the forwarder's hands:
+    neither in the queue nor in the pipe. ``stats()["queued"]`` must still count it."""
+    slow = tmp_path / "slow"
+    slow.mkdir()
+    (slow / "sitecustomize.py").write_text("import time\ntime.sleep(1.5)\n")
+    monkeypatch.setenv("PYTHONPATH", str(slow))  # read by the writer process only: it starts after this
+    rec = agentlog.configure(tmp_path / "a.db", writer="process", flush_interval=0.02)
+    for i in range(5):
+        agentlog.log(f"event {i}")
+    time.sleep(0.5)  # the forwarder has taken the batch and waits for the child
+    queued = rec.stats()["queued"]
+    assert rec.flush(30)
+    assert rec.stats()["queued"] == 0
+    (stored,) = query(tmp_path / "a.db", "SELECT count(*) FROM events")[0]
+    assert queued == stored >= 5  # the logs and their implicit run's events
+
+
 def test_a_host_killed_with_sigkill_loses_nothing_the_writer_process_had(tmp_path: Path) -> None:
     """The store is locked while the host publishes: its writer process holds the events
     (the host's queue is empty), the host is killed, the lock goes, and they are all written."""

@@ -120,6 +120,7 @@ class ProcessWriter(WriterLoop):
         self.local.stop = self.stop
         self.failed = False
         self.sent = 0  # items written into the pipe
+        self.in_hand = 0  # items taken from the queue, not yet in the pipe (e.g. while the child starts)
         self.confirmed = 0  # items the child has handled (written, kept for retry, or counted)
         self.snapshot: dict[str, Any] | None = None  # the child's latest own counters
         self._lock = threading.Lock()
@@ -152,7 +153,9 @@ class ProcessWriter(WriterLoop):
 
     @property
     def unconfirmed(self) -> int:
-        return 0 if self.failed or self._counted else max(0, self.sent - self.confirmed)
+        """Items out of the queue and not yet handled by the child: ``stats()["queued"]`` counts them."""
+        in_pipe = 0 if self.failed or self._counted else max(0, self.sent - self.confirmed)
+        return self.in_hand + in_pipe
 
     def take_unconfirmed(self) -> int:
         """Items sent but not confirmed, counted once (by whoever gives up first)."""
@@ -203,6 +206,13 @@ class ProcessWriter(WriterLoop):
             self.local._process_guarded(extra, release)
         if not items:
             return
+        self.in_hand = len(items)
+        try:
+            self._forward_items(items, release)
+        finally:
+            self.in_hand = 0
+
+    def _forward_items(self, items: list[Any], release: bool) -> None:
         if not self._ensure_child():
             self.local._process_guarded(items, release)
             return
@@ -226,8 +236,10 @@ class ProcessWriter(WriterLoop):
     def _send_chunk(self, chunk: list[Any], waiter: Waiter | None, release: bool) -> None:
         from . import _wire
 
+        taken = len(chunk)
         body, chunk = self._pickle(chunk)
         with self._lock:
+            self.in_hand = max(0, self.in_hand - taken)
             if not self.failed:
                 wid = -1
                 if waiter is not None:
