@@ -153,6 +153,26 @@ SPAN_CLOSED = (
     " cost_usd = excluded.cost_usd, ttft_ms = excluded.ttft_ms,"
     " request_id = coalesce(excluded.request_id, al_spans.request_id)"
 )
+# A span opened and closed in the same transaction: one row, as the sink writes it.
+_SPAN_WHOLE_COLUMNS = (*_SPAN_OPEN_COLUMNS, *(c for c in _SPAN_CLOSE_COLUMNS if c not in _SPAN_OPEN_COLUMNS))
+SPAN_WHOLE = (
+    f"INSERT INTO al_spans ({', '.join(_SPAN_WHOLE_COLUMNS)}) VALUES ({','.join('?' * len(_SPAN_WHOLE_COLUMNS))})"
+    " ON CONFLICT (span_id) DO UPDATE SET run_id = excluded.run_id, turn_id = excluded.turn_id,"
+    " parent_span_id = excluded.parent_span_id, kind = excluded.kind, name = excluded.name,"
+    " started_at = excluded.started_at, goal = excluded.goal, label = excluded.label,"
+    " attributes = excluded.attributes, provider = excluded.provider, tool_call_id = excluded.tool_call_id,"
+    " arguments = excluded.arguments,"
+    " status = CASE WHEN excluded.status_seq >= al_spans.status_seq THEN excluded.status"
+    " ELSE al_spans.status END, status_seq = max(excluded.status_seq, al_spans.status_seq),"
+    " ended_at = excluded.ended_at, duration_ms = excluded.duration_ms, result = excluded.result,"
+    " error = excluded.error, response_text = excluded.response_text, reasoning_text = excluded.reasoning_text,"
+    " stop_reason = excluded.stop_reason, input_tokens = excluded.input_tokens,"
+    " output_tokens = excluded.output_tokens, cached_tokens = excluded.cached_tokens,"
+    " cache_write_tokens = excluded.cache_write_tokens, reasoning_tokens = excluded.reasoning_tokens,"
+    " cost_usd = excluded.cost_usd, ttft_ms = excluded.ttft_ms,"
+    " request_id = coalesce(excluded.request_id, al_spans.request_id),"
+    " model = coalesce(al_spans.model, excluded.model)"
+)
 TOOL_REQUEST = (
     "INSERT OR IGNORE INTO al_tool_requests (tool_call_id, span_id, run_id, turn_id, name, arguments, ts)"
     " VALUES (?,?,?,?,?,?,?)"
@@ -176,6 +196,7 @@ _ORDER = (
     TURN_STARTED,
     TURN_FINISHED,
     SPAN_OPENED,
+    SPAN_WHOLE,
     SPAN_CLOSED,
     TOOL_REQUEST,
     MESSAGE,
@@ -190,6 +211,7 @@ _LABELS = {
     TURN_STARTED: "al_turns (started)",
     TURN_FINISHED: "al_turns (finished)",
     SPAN_OPENED: "al_spans (opened)",
+    SPAN_WHOLE: "al_spans (opened and closed)",
     SPAN_CLOSED: "al_spans (closed)",
     TOOL_REQUEST: "al_tool_requests",
     MESSAGE: "al_messages",
@@ -269,6 +291,7 @@ def _chunk(store: _Store, events: Sequence[Row], n: int) -> Chunk:
             last_seen[run_id] = max(last_seen.get(run_id, 0), ts)
         _derived(store, ev, ops)
     ops[RUN_SEEN] = list(last_seen.items())
+    _merge_spans(store, ops)
     writer_id, host, pid, started_at, stats = store.writer
     ops[WRITER] = [(writer_id, host, pid, started_at, n, n * CHUNK_EVENTS, 0, 0, stats)]
     return [(stmt, ops[stmt]) for stmt in _ORDER if ops.get(stmt)]
@@ -297,6 +320,23 @@ def _derived(store: _Store, ev: Row, ops: dict[str, list[Row]]) -> None:
     if typ in ("llm.tool_call", "llm.finished"):
         ops[TOOL_REQUEST].extend(store.tool_requests.get(span_id, ()))
     ops[SEARCH].extend(store.search.get(event_id, ()))
+
+
+def _merge_spans(store: _Store, ops: dict[str, list[Row]]) -> None:
+    """A span opened and closed once in the transaction is one row (as the sink does it)."""
+    opens: dict[str, int] = defaultdict(int)
+    closes: dict[str, list[Row]] = defaultdict(list)
+    for row in ops[SPAN_OPENED]:
+        opens[row[0]] += 1
+    for row in ops[SPAN_CLOSED]:
+        closes[row[0]].append(row)
+    whole = {s for s, n in opens.items() if n == 1 and len(closes.get(s, ())) == 1}
+    if not whole:
+        return
+    ops[SPAN_WHOLE] = [_pick(store.spans[r[0]], _SPAN_WHOLE_COLUMNS, status_seq=closes[r[0]][0][5])
+                       for r in ops[SPAN_OPENED] if r[0] in whole]
+    ops[SPAN_OPENED] = [r for r in ops[SPAN_OPENED] if r[0] not in whole]
+    ops[SPAN_CLOSED] = [r for r in ops[SPAN_CLOSED] if r[0] not in whole]
 
 
 def _pick(row: sqlite3.Row, columns: Sequence[str], **override: Any) -> Row:

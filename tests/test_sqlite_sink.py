@@ -83,3 +83,71 @@ def test_a_value_the_database_refuses_is_left_out_of_its_batch_and_the_rest_kept
         conn.close()
     assert ids == {f"ev-{i:04d}" for i in range(600) if i != 450} | {"ev-after"}
     assert found == 599
+
+
+def _ev(typ: str, n: int, seq: int, span: str, **payload: object) -> Event:
+    return Event(typ, f"ev-{n:04d}", 1_700_000_000_000_000 + n, seq, "run-1", "turn-1", span, None, payload)
+
+
+def test_a_span_opened_and_closed_in_one_batch_is_stored_as_if_written_event_by_event(tmp_path: Path) -> None:
+    """The writer stores a span opened and closed in the same batch as one row: the result
+    must be that of the opening then the closing, whatever else the batch holds."""
+    events = [
+        # closed with its model: the close's model wins
+        _ev("llm.started", 1, 1, "s-model", provider="openai", model="gpt-4o", name="ask"),
+        _ev("llm.finished", 2, 2, "s-model", model="gpt-4o-2024-08-06", response_text="hi", stop_reason="stop",
+            usage={"input_tokens": 5, "output_tokens": 2}, cost_usd=0.5, request_id="req-1"),
+        # closed without a model: the opening's stays
+        _ev("llm.started", 3, 3, "s-keep", provider="anthropic", model="claude"),
+        _ev("llm.error", 4, 4, "s-keep", error={"message": "boom", "request_id": "req-2"}, partial_text="par"),
+        # a status, an annotation and an approval between the opening and the closing
+        _ev("tool.started", 5, 5, "s-tool", name="search", arguments={"q": "x"}, tool_call_id="call-1"),
+        _ev("tool.approval", 6, 6, "s-tool", decision="approved", by="alice", reason="fine"),
+        _ev("span.annotate", 7, 7, "s-tool", fields={"score": 3}),
+        _ev("span.status", 8, 8, "s-tool", status="waiting"),
+        _ev("tool.finished", 9, 9, "s-tool", result={"ok": True}, duration_ms=12.5),
+        # a close that reached the writer with a lower seq than its opening (another process)
+        _ev("span.started", 10, 20, "s-late", kind="agent", name="planner", goal="plan"),
+        _ev("span.finished", 11, 19, "s-late", status="ok"),
+        # closed twice
+        _ev("span.started", 12, 12, "s-twice", kind="task", name="t"),
+        _ev("span.finished", 13, 13, "s-twice", status="error", error="first"),
+        _ev("span.finished", 14, 14, "s-twice", status="ok"),
+        # a status from earlier than the opening, in the same batch
+        _ev("span.status", 15, 15, "s-early", status="queued"),
+        _ev("span.started", 16, 16, "s-early", kind="task", name="e"),
+        _ev("span.finished", 17, 17, "s-early", status="ok"),
+        # opened only, and closed only
+        _ev("span.started", 18, 18, "s-open", kind="task", name="o"),
+        _ev("tool.failed", 19, 21, "s-closed", error="gone"),
+    ]
+    for e in events:
+        e.payload_json()
+    one, each = SQLiteSink(tmp_path / "one.db"), SQLiteSink(tmp_path / "each.db")
+    try:
+        one.write(events)
+        for e in events:
+            each.write([e])
+        # a second batch reopens and recloses spans that now exist (the conflict paths)
+        again = [_ev("llm.started", 30, 30, "s-model", model="gpt-4o-mini"),
+                 _ev("llm.finished", 31, 31, "s-model", response_text="again"),
+                 _ev("llm.started", 32, 32, "s-open", provider="openai", model="m2"),
+                 _ev("llm.finished", 33, 33, "s-open", model="m3", response_text="x"),
+                 _ev("llm.started", 34, 34, "s-keep", model="c2"),
+                 _ev("llm.finished", 35, 35, "s-keep", model="c3", response_text="y")]
+        for e in again:
+            e.payload_json()
+        one.write(again)
+        for e in again:
+            each.write([e])
+    finally:
+        one.close()
+        each.close()
+    a, b = _dump(tmp_path / "one.db"), _dump(tmp_path / "each.db")
+    assert a == b
+    spans = {r[0]: r for r in sqlite3.connect(tmp_path / "one.db").execute(
+        "SELECT span_id, status, model, response_text, request_id FROM al_spans")}
+    assert spans["s-model"][1:] == ("ok", "gpt-4o-2024-08-06", "again", "req-1")  # a reopening keeps the model
+    assert spans["s-keep"][1:] == ("ok", "c3", "y", "req-2")  # a close's model replaces the stored one
+    assert spans["s-late"][1] == "running"  # the close's seq is older than the opening's
+    assert spans["s-tool"][1] == "ok" and spans["s-open"][2] == "m3"

@@ -16,14 +16,39 @@ import orjson
 __all__ = ["msg_hash", "reply_message", "request_chain"]
 
 
+#: Digests remembered, and the longest content remembered (at most ~4 MB of text held).
+_MEMO_SIZE = 1024
+_MEMO_TEXT = 4096
+_memo: dict[tuple[Any, ...], str] = {}
+
+
 def msg_hash(parent: str, msg: dict[str, Any]) -> str:
     calls = msg.get("tool_calls")
     call_ids = ",".join(
         str(c.get("id")) for c in calls if isinstance(c, dict)
     ) if isinstance(calls, list) else ""
     content = msg.get("content")
+    role, call_id = msg.get("role"), msg.get("tool_call_id")
+    if type(content) is not str or len(content) > _MEMO_TEXT:
+        return _digest(parent, role, content, call_id, call_ids)
+    # Every request resends the conversation so far: the same messages are hashed again at
+    # every call of a run. The key holds the exact values, so a hit is the same digest.
+    key = (parent, role, content, call_id, call_ids)
+    try:
+        return _memo[key]
+    except KeyError:
+        pass
+    except TypeError:  # an unhashable role or tool_call_id
+        return _digest(parent, role, content, call_id, call_ids)
+    if len(_memo) >= _MEMO_SIZE:
+        _memo.clear()
+    digest = _memo[key] = _digest(parent, role, content, call_id, call_ids)
+    return digest
+
+
+def _digest(parent: str, role: Any, content: Any, call_id: Any, call_ids: str) -> str:
     key = orjson.dumps(
-        [parent, msg.get("role"), "" if content is None else content, msg.get("tool_call_id"), call_ids],
+        [parent, role, "" if content is None else content, call_id, call_ids],
         option=orjson.OPT_NON_STR_KEYS,
     )
     return hashlib.blake2b(key, digest_size=16).hexdigest()

@@ -114,6 +114,32 @@ _SPAN_CLOSED = (
     " cost_usd = excluded.cost_usd, ttft_ms = excluded.ttft_ms,"
     " request_id = coalesce(excluded.request_id, al_spans.request_id)"
 )
+# A span opened and closed in the same batch (most LLM calls and tool calls): one row
+# instead of an insert and an update, with the same result as _SPAN_OPENED then
+# _SPAN_CLOSED (see _merge_spans). Two variants, as the close's model wins over the
+# stored one only when the close names one.
+_SPAN_WHOLE_COLUMNS = (
+    "INSERT INTO al_spans (span_id, run_id, turn_id, parent_span_id, kind, name, status_seq, started_at,"
+    " goal, label, attributes, provider, model, tool_call_id, arguments, status, ended_at, duration_ms,"
+    " result, error, response_text, reasoning_text, stop_reason, input_tokens, output_tokens,"
+    " cached_tokens, cache_write_tokens, reasoning_tokens, cost_usd, ttft_ms, request_id)"
+    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (span_id) DO UPDATE SET"
+    " run_id = excluded.run_id, turn_id = excluded.turn_id, parent_span_id = excluded.parent_span_id,"
+    " kind = excluded.kind, name = excluded.name, started_at = excluded.started_at, goal = excluded.goal,"
+    " label = excluded.label, attributes = excluded.attributes, provider = excluded.provider,"
+    " tool_call_id = excluded.tool_call_id, arguments = excluded.arguments,"
+    " status = CASE WHEN excluded.status_seq >= al_spans.status_seq THEN excluded.status ELSE al_spans.status END,"
+    " status_seq = max(excluded.status_seq, al_spans.status_seq),"
+    " ended_at = excluded.ended_at, duration_ms = excluded.duration_ms, result = excluded.result,"
+    " error = excluded.error, response_text = excluded.response_text, reasoning_text = excluded.reasoning_text,"
+    " stop_reason = excluded.stop_reason, input_tokens = excluded.input_tokens,"
+    " output_tokens = excluded.output_tokens, cached_tokens = excluded.cached_tokens,"
+    " cache_write_tokens = excluded.cache_write_tokens, reasoning_tokens = excluded.reasoning_tokens,"
+    " cost_usd = excluded.cost_usd, ttft_ms = excluded.ttft_ms,"
+    " request_id = coalesce(excluded.request_id, al_spans.request_id),"
+)
+_SPAN_WHOLE_KEEP_MODEL = _SPAN_WHOLE_COLUMNS + " model = coalesce(al_spans.model, excluded.model)"
+_SPAN_WHOLE_CLOSE_MODEL = _SPAN_WHOLE_COLUMNS + " model = excluded.model"
 _SPAN_STATUS = (
     "INSERT INTO al_spans (span_id, run_id, turn_id, kind, status, status_seq) VALUES (?,?,?,'span',?,?)"
     " ON CONFLICT (span_id) DO UPDATE SET"
@@ -154,7 +180,7 @@ _WRITER = (
 _ORDER = (
     _INSERT_EVENT, _REQUEST_ITEM, _INSERT_STARTED,
     _RUN_STARTED, _RUN_FINISHED, _RUN_SEEN, _TURN_STARTED, _TURN_FINISHED,
-    _SPAN_OPENED, _SPAN_CLOSED, _SPAN_STATUS, _SPAN_LINK, _SPAN_ANNOTATE, _TOOL_APPROVAL,
+    _SPAN_OPENED, _SPAN_WHOLE_KEEP_MODEL, _SPAN_WHOLE_CLOSE_MODEL, _SPAN_CLOSED, _SPAN_STATUS, _SPAN_LINK, _SPAN_ANNOTATE, _TOOL_APPROVAL,
     _TOOL_REQUEST, _SEARCH,
 )
 
@@ -469,6 +495,8 @@ class SQLiteSink:
             if handler is not None:
                 handler(ev, p, ops)
         ops[_RUN_SEEN].extend(last_seen.items())
+        if ops[_SPAN_OPENED] and ops[_SPAN_CLOSED]:
+            _merge_spans(ops)
         return ops
 
     def _ops(self, conn: sqlite3.Connection, events: Sequence[Event]) -> dict[str, list[tuple[Any, ...]]]:
@@ -619,6 +647,46 @@ class SQLiteSink:
 
 # -- event type -> derived rows ----------------------------------------------------------
 Ops = dict[str, list[tuple[Any, ...]]]  # statement -> its parameter rows
+
+
+def _merge_spans(ops: Ops) -> None:
+    """Write each span opened and closed once in this batch as one row.
+
+    Statements run in ``_ORDER``, each over its own rows, and every one of them is
+    order-independent with respect to the others on the same span except opening then
+    closing: the merged row, written where the openings are, gives what the opening then
+    the closing would (on a fresh span and on one some earlier event created alike).
+    Left as two rows: a span opened or closed twice in the batch, and a close that does
+    not come after its opening (``seq``), whose status the opening's ``seq`` would decide.
+    """
+    opened, closed = ops[_SPAN_OPENED], ops[_SPAN_CLOSED]
+    closes: dict[str, int] = {}
+    twice: set[str] = set()
+    for i, row in enumerate(closed):
+        if row[0] in closes:
+            twice.add(row[0])
+        closes[row[0]] = i
+    opens: set[str] = set()
+    for row in opened:
+        if row[0] in opens:
+            twice.add(row[0])
+        opens.add(row[0])
+    keep_opened: list[tuple[Any, ...]] = []
+    merged: set[int] = set()
+    keep_model, close_model = ops[_SPAN_WHOLE_KEEP_MODEL], ops[_SPAN_WHOLE_CLOSE_MODEL]
+    for o in opened:
+        i = closes.get(o[0])
+        if i is None or o[0] in twice or closed[i][5] < o[6]:
+            keep_opened.append(o)
+            continue
+        c = closed[i]
+        merged.add(i)
+        row = (*o[:6], c[5], *o[7:12], o[12] if c[10] is None else c[10], o[13], o[14], *c[4:5], *c[6:10],
+               *c[11:])
+        (keep_model if c[10] is None else close_model).append(row)
+    if merged:
+        ops[_SPAN_OPENED] = keep_opened
+        ops[_SPAN_CLOSED] = [c for i, c in enumerate(closed) if i not in merged]
 
 
 def _run_started(ev: Event, p: dict[str, Any], ops: Ops) -> None:
