@@ -675,12 +675,12 @@ def _merge_spans(ops: Ops) -> None:
     merged: set[int] = set()
     keep_model, close_model = ops[_SPAN_WHOLE_KEEP_MODEL], ops[_SPAN_WHOLE_CLOSE_MODEL]
     for o in opened:
-        i = closes.get(o[0])
-        if i is None or o[0] in twice or closed[i][5] < o[6]:
+        at = closes.get(o[0])
+        if at is None or o[0] in twice or closed[at][5] < o[6]:
             keep_opened.append(o)
             continue
-        c = closed[i]
-        merged.add(i)
+        c = closed[at]
+        merged.add(at)
         row = (*o[:6], c[5], *o[7:12], o[12] if c[10] is None else c[10], o[13], o[14], *c[4:5], *c[6:10],
                *c[11:])
         (keep_model if c[10] is None else close_model).append(row)
