@@ -151,3 +151,33 @@ def test_a_span_opened_and_closed_in_one_batch_is_stored_as_if_written_event_by_
     assert spans["s-keep"][1:] == ("ok", "c3", "y", "req-2")  # a close's model replaces the stored one
     assert spans["s-late"][1] == "running"  # the close's seq is older than the opening's
     assert spans["s-tool"][1] == "ok" and spans["s-open"][2] == "m3"
+
+
+def test_missing_values_are_stored_as_sql_null(tmp_path: Path) -> None:
+    """The writer binds a missing value as a NaN double, which SQLite stores as NULL: every
+    column a row leaves out reads back NULL (``IS NULL``, ``typeof``), never a number or text."""
+    events = [_ev("llm.started", 1, 1, "s-1", provider="openai", model="m"),
+              _ev("llm.finished", 2, 2, "s-1", response_text="ok"),
+              _ev("log", 3, 3, "s-1", message="hello")]
+    events[2].span_id = None
+    for e in events:
+        e.payload_json()
+    sink = SQLiteSink(tmp_path / "n.db")
+    try:
+        sink.write(events)
+    finally:
+        sink.close()
+    conn = sqlite3.connect(tmp_path / "n.db")
+    try:
+        rows = conn.execute("SELECT type, typeof(provider), typeof(input_tokens), typeof(cost_usd), typeof(span_id),"
+                            " typeof(parent_span_id) FROM al_events ORDER BY seq").fetchall()
+        span = conn.execute("SELECT typeof(parent_span_id), typeof(goal), typeof(input_tokens), typeof(cost_usd),"
+                            " typeof(error), provider, status FROM al_spans").fetchone()
+        nulls = conn.execute("SELECT count(*) FROM al_spans WHERE cost_usd IS NULL AND goal IS NULL").fetchone()
+    finally:
+        conn.close()
+    assert rows == [("llm.started", "text", "null", "null", "text", "null"),
+                    ("llm.finished", "null", "null", "null", "text", "null"),
+                    ("log", "null", "null", "null", "null", "null")]
+    assert span == ("null", "null", "null", "null", "null", "openai", "ok")
+    assert nulls == (1,)
