@@ -26,6 +26,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ._gil import share_gil
+from ._wake import Flag, keep_signals_off_this_thread
 from .events import Event
 from .processors import MEDIA_MIN_CHARS, consolidate_deltas, redact_deltas
 from .processors import strip_media_value as _strip_media
@@ -231,7 +232,7 @@ class WriterLoop:
     """
 
     rec: Recorder
-    stop: threading.Event
+    stop: Flag
     flush_interval: float
 
     def drain(self) -> None:
@@ -241,6 +242,7 @@ class WriterLoop:
         raise NotImplementedError
 
     def _run(self) -> None:
+        keep_signals_off_this_thread()
         wake = self.rec._wake
         while not self.stop.is_set():
             wake.wait(self.flush_interval)
@@ -277,7 +279,7 @@ class Worker(WriterLoop):
         # Stream chunks that may end in the first part of a secret, written with the next batch.
         self.held: list[tuple[Event, Any]] = []
         self.held_since = 0.0
-        self.stop = threading.Event()
+        self.stop = Flag()  # lock-free, as the wake-up (_wake.py)
         self.in_flight: list[Item] = []  # the batch being processed (counted if close() gives up)
         self.thread = threading.Thread(target=self._run, name="agentlog-writer", daemon=True)
 

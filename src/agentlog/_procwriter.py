@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._batch import HOLD_SECONDS, FlushMarker, SinkSlot, Waiter, Worker, WriterLoop, take_batch
 from ._gil import share_gil
+from ._wake import Flag, keep_signals_off_this_thread
 
 if TYPE_CHECKING:
     from .recorder import Recorder
@@ -113,7 +114,7 @@ class ProcessWriter(WriterLoop):
         s = recorder.settings
         self.batch_size = s.batch_size
         self.flush_interval = s.flush_interval
-        self.stop = threading.Event()
+        self.stop = Flag()  # lock-free, as the wake-up (_wake.py)
         self.in_flight: list[Any] = []  # the recorder's interface; see unconfirmed instead
         self.thread = threading.Thread(target=self._run, name="agentlog-writer", daemon=True)
         self.local = Worker(_LocalHost(recorder, self))  # type: ignore[arg-type]
@@ -358,6 +359,7 @@ class ProcessWriter(WriterLoop):
 
         from ._wire import read_frames
 
+        keep_signals_off_this_thread()
         fd = proc.stdout.fileno()
         buf = bytearray()
         while True:

@@ -31,7 +31,8 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,7 @@ from . import _batch, _ids
 from ._batch import FlushMarker, SinkSlot, Waiter, Worker
 from ._frame import Frame, RunState, frame_var
 from ._procwriter import ProcessWriter, merge_stats
+from ._wake import Wake, keep_signals_off_this_thread
 from .config import Settings, resolve_db_path
 from .processors import Processor
 from .sinks.base import Sink
@@ -104,7 +106,7 @@ class Recorder:
     def _init_runtime(self) -> None:
         """(Re)create everything a process owns alone: queue, locks, writer, counters."""
         self._queue: deque[Any] = deque()
-        self._wake = threading.Event()
+        self._wake = Wake()  # lock-free: SIGTERM's handler may interrupt a set() (see _wake.py)
         # Re-entrant: the implicit run is started under it, and that publish may count a drop.
         self._lock = threading.RLock()
         self._dropped = dict.fromkeys(_DROP_REASONS, 0)
@@ -270,6 +272,10 @@ class Recorder:
         time (a hanging sink), what it still holds is counted as dropped
         (``shutdown_timeout``) and logged.
         """
+        with _closing_on_main():
+            return self._close(timeout)
+
+    def _close(self, timeout: float | None) -> bool:
         with self._lock:
             already = self._closed
             implicit, self._implicit = self._implicit, None
@@ -375,6 +381,7 @@ class Recorder:
         drop = getattr(self._worker, "after_fork", None)
         if callable(drop):
             drop()  # the parent's writer process and pipe are not ours
+        self._wake.close()  # our copies of the parent's wake-up pipe
         closed = self._closed
         self._last_pushed_stats = None
         self._init_runtime()
@@ -527,11 +534,41 @@ def shutdown(timeout: float | None = None) -> bool:
 
 @atexit.register
 def _close_all_at_exit() -> None:
-    for r in list(_live):
-        try:
-            r.close()
-        except Exception:  # never turn a clean exit into a traceback
-            log.exception("agentlog: error while closing the recorder at exit")
+    with _closing_on_main():
+        for r in list(_live):
+            try:
+                r.close()
+            except Exception:  # never turn a clean exit into a traceback
+                log.exception("agentlog: error while closing the recorder at exit")
+
+
+#: Closes under way on the main thread, and a SIGTERM that arrived during one of them.
+_main_closes = 0
+_sigterm_pending = False
+
+
+@contextmanager
+def _closing_on_main() -> Iterator[None]:
+    """Mark a close running on the main thread, where SIGTERM's handler would interrupt it.
+
+    The handler must not start a second close then (the first may hold a lock the second
+    needs: each would wait for the other until the bound, and the process die with its
+    queue unwritten, as a ``multiprocessing`` pool's workers did when ``terminate()`` came
+    during their own exit). It lets the interrupted close finish, and the process ends of
+    SIGTERM as it would have when the outermost close returns.
+    """
+    global _main_closes, _sigterm_pending
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    _main_closes += 1
+    try:
+        yield
+    finally:
+        _main_closes -= 1
+        if not _main_closes and _sigterm_pending:
+            _sigterm_pending = False
+            _end_of_sigterm(signal.SIGTERM, None)
 
 
 _previous_sigterm: Any = None
@@ -560,14 +597,25 @@ def _install_sigterm_handler() -> None:
 
 
 def _on_sigterm(signum: int, frame: Any) -> None:
-    previous = _previous_sigterm
-    if callable(previous):
+    global _sigterm_pending
+    if _main_closes:  # interrupting a close: let it finish, then end (see _closing_on_main)
+        _sigterm_pending = True
+        return
+    if callable(_previous_sigterm):
         # The host decides what SIGTERM means; make sure the record is written first.
         _off_the_signal(_flush_all)
+    else:
+        _off_the_signal(_close_all_at_exit)
+    _end_of_sigterm(signum, frame)
+
+
+def _end_of_sigterm(signum: int, frame: Any) -> None:
+    """What SIGTERM does once the record is written: the host's handler, or the default."""
+    previous = _previous_sigterm
+    if callable(previous):
         previous(signum, frame)
         return
-    _off_the_signal(_close_all_at_exit)
-    # Then die of SIGTERM as the program would have without us (exit status -15).
+    # Die of SIGTERM as the program would have without us (exit status -15).
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     os.kill(os.getpid(), signal.SIGTERM)
 
@@ -588,7 +636,11 @@ def _off_the_signal(work: Callable[[], None]) -> None:
     ``flush_interval`` on its own, goes on writing.
     """
     limit = max((r.settings.shutdown_timeout for r in list(_live)), default=0.0) + 1.0
-    worker = threading.Thread(target=work, name="agentlog-sigterm", daemon=True)
+    def run() -> None:
+        keep_signals_off_this_thread()  # a second SIGTERM goes to the main thread, as the first
+        work()
+
+    worker = threading.Thread(target=run, name="agentlog-sigterm", daemon=True)
     worker.start()
     worker.join(limit)
 

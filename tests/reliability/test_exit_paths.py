@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import signal
+import threading
 import time
 from pathlib import Path
 
@@ -98,3 +99,49 @@ def test_exit_with_a_hanging_sink_ends_within_shutdown_timeout_and_counts_the_un
     assert int(m.group(1)) == 102  # the implicit run's start and end, and 100 logs
     print(f"\nexit with a hanging sink took {took:.2f} s (shutdown_timeout=1.0)")
     assert took < 1.5
+
+
+# SIGTERM comes while the main thread is already closing (a multiprocessing worker's own
+# exit, a program's shutdown()): the close finishes, then the process dies of SIGTERM.
+DURING_CLOSE = """
+import os, signal, sys, threading, time, agentlog
+rec = agentlog.configure(sys.argv[1], flush_interval=30)
+for i in range(3000):
+    agentlog.log("m", i=i, pad="x" * 200)
+threading.Timer(0.01, os.kill, (os.getpid(), signal.SIGTERM)).start()  # lands inside close()
+rec.close()
+time.sleep(5)
+print("survived", flush=True)
+"""
+
+
+def test_sigterm_during_a_close_on_the_main_thread_lets_it_finish_then_ends_the_process(db: Path) -> None:
+    proc = start_py(DURING_CLOSE, str(db))
+    t0 = time.monotonic()
+    out, err = proc.communicate(timeout=60)
+    elapsed = time.monotonic() - t0
+    assert proc.returncode == -signal.SIGTERM, err
+    assert "survived" not in out
+    assert stored(db, "SELECT count(*) FROM events WHERE type = 'log'")[0][0] == 3000
+    assert elapsed < 4.0, f"exit took {elapsed:.2f}s"  # a close never waits for another close
+
+
+def test_agentlogs_threads_leave_the_hosts_signals_to_the_hosts_threads(db: Path) -> None:
+    """A process-directed signal must reach a thread that can run its Python handler's
+    trigger: if our writer took it while the main thread waits in C, the handler never runs."""
+    import agentlog
+
+    agentlog.configure(db, writer="process")
+    agentlog.log("start the writer process and its reader thread")
+    assert agentlog.flush(30)
+    names = {t.native_id: t.name for t in threading.enumerate()}
+    blocked: dict[str, bool] = {}
+    for task in Path("/proc/self/task").iterdir():
+        name = names.get(int(task.name))
+        if name is None or not name.startswith("agentlog"):
+            continue
+        mask = int(re.search(r"SigBlk:\s*([0-9a-f]+)", (task / "status").read_text()).group(1), 16)
+        blocked[name] = bool(mask & (1 << (signal.SIGTERM - 1))) and bool(mask & (1 << (signal.SIGINT - 1)))
+    agentlog.shutdown()
+    assert set(blocked) >= {"agentlog-writer", "agentlog-writer-reader"}
+    assert all(blocked.values()), blocked

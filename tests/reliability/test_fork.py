@@ -115,8 +115,9 @@ POOL = """
 @pytest.mark.parametrize("ending", [
     "close-join",
     pytest.param("with", marks=pytest.mark.xfail(
-        reason="known bug: a worker terminated (SIGTERM) inside publish() can die before its last "
-               "events are written; see docs/guarantees.md section 10", strict=False)),
+        reason="known bug: a worker that gets SIGTERM as it starts waiting for its next task may never "
+               "run the handler, and terminate() then waits for it; see docs/guarantees.md section 10",
+        strict=False)),
 ])
 def test_a_fork_pool_stores_each_task_event_exactly_once(tmp_path: Path, ending: str) -> None:
     db = tmp_path / "pool.db"
