@@ -36,7 +36,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from . import _batch, _ids
+from . import _batch, _ids, _sigwatch
 from ._batch import FlushMarker, SinkSlot, Waiter, Worker
 from ._frame import Frame, RunState, frame_var
 from ._procwriter import ProcessWriter, merge_stats
@@ -594,10 +594,16 @@ def _install_sigterm_handler() -> None:
         return
     _previous_sigterm = previous
     _sigterm_installed = True
+    _sigwatch.start(_ours_is_installed)
+
+
+def _ours_is_installed() -> bool:
+    return signal.getsignal(signal.SIGTERM) is _on_sigterm
 
 
 def _on_sigterm(signum: int, frame: Any) -> None:
     global _sigterm_pending
+    _sigwatch.handled()
     if _main_closes:  # interrupting a close: let it finish, then end (see _closing_on_main)
         _sigterm_pending = True
         return
@@ -698,6 +704,7 @@ def _after_fork_in_child() -> None:
     global _fork_holds_io
     _fork_holds_io = False
     _batch.io_lock = threading.Lock()  # the parent's writer may hold the inherited one
+    _sigwatch.after_fork_in_child()
     for r in list(_live):
         r._after_fork_child()
 

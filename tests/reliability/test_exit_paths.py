@@ -145,3 +145,34 @@ def test_agentlogs_threads_leave_the_hosts_signals_to_the_hosts_threads(db: Path
     agentlog.shutdown()
     assert set(blocked) >= {"agentlog-writer", "agentlog-writer-reader"}
     assert all(blocked.values()), blocked
+
+
+# SIGTERM taken by a thread of the host's while the main thread waits in C: the interpreter
+# notes it, but nothing interrupts the wait (as a pool worker going back to its semaphore).
+NOTED_NOT_RUN = """
+import signal, sys, threading, time, agentlog
+agentlog.configure(sys.argv[1], flush_interval=30)
+for i in range(500):
+    agentlog.log("m", i=i)
+lock = threading.Lock()
+lock.acquire()
+def other():
+    time.sleep(0.3)
+    signal.pthread_kill(threading.get_ident(), signal.SIGTERM)  # to this thread, not the main one
+    time.sleep(60)
+threading.Thread(target=other, daemon=True).start()
+print("ready", flush=True)
+lock.acquire()  # never released: only a handled signal ends this process
+"""
+
+
+def test_a_sigterm_noted_while_the_main_thread_waits_in_c_is_still_handled(db: Path) -> None:
+    proc = start_py(NOTED_NOT_RUN, str(db))
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    try:
+        _, err = proc.communicate(timeout=20)
+    except Exception:
+        proc.kill()
+        raise
+    assert proc.returncode == -signal.SIGTERM, err
+    assert stored(db, "SELECT count(*) FROM events WHERE type = 'log'")[0][0] == 500
