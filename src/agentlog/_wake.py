@@ -127,4 +127,7 @@ class Wake:
     def __del__(self) -> None:
         # Not at Recorder.close(): a producer may still call set() then, and a closed
         # descriptor's number can be reused by the program for a file of its own.
-        self.close()
+        try:
+            self.close()
+        except Exception:  # at interpreter exit, modules may already be torn down
+            pass
