@@ -93,11 +93,11 @@ def start(is_ours: Callable[[], bool]) -> None:
         os.close(w)
         return
     _fds, _is_ours = (r, w), is_ours
-    main = threading.main_thread().ident
+    main = threading.get_ident()  # this is the main thread (checked above)
     threading.Thread(target=_watch, args=(r, main), name="agentlog-signals", daemon=True).start()
 
 
-def _watch(r: int, main: int | None) -> None:
+def _watch(r: int, main: int) -> None:
     keep_signals_off_this_thread()
     while True:
         try:
@@ -111,7 +111,7 @@ def _watch(r: int, main: int | None) -> None:
         before = _runs
         end = time.monotonic() + GIVE_UP
         time.sleep(GRACE)
-        while _runs == before and _is_ours() and time.monotonic() < end and main is not None:
+        while _runs == before and _is_ours() and time.monotonic() < end:
             try:
                 signal.pthread_kill(main, _POKE)  # type: ignore[arg-type]
             except (OSError, ValueError):
@@ -129,16 +129,18 @@ def after_fork_in_child() -> None:
         current = signal.set_wakeup_fd(-1)
     except (ValueError, OSError):  # forked from a thread that is not the child's main one
         return
-    if current != inherited[1]:
+    ours = current == inherited[1]
+    if not ours:
         signal.set_wakeup_fd(current)  # taken over by someone else meanwhile: theirs
     for fd in inherited:
         try:
             os.close(fd)
         except OSError:
             pass
-    if current == inherited[1]:
-        try:
-            signal.signal(_POKE, signal.SIG_DFL)  # type: ignore[arg-type]
-        except (ValueError, OSError):
-            return
-        start(_is_ours)
+    if not ours:
+        return
+    try:
+        signal.signal(_POKE, signal.SIG_DFL)  # type: ignore[arg-type]
+    except (ValueError, OSError):
+        return
+    start(_is_ours)

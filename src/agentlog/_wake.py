@@ -50,7 +50,7 @@ def keep_signals_off_this_thread() -> None:
 
 
 class Flag:
-    """A set-once boolean with ``threading.Event``'s ``set``/``is_set``/``clear``."""
+    """A set-once boolean with ``threading.Event``'s ``set``/``is_set``."""
 
     __slots__ = ("_on",)
 
@@ -59,9 +59,6 @@ class Flag:
 
     def set(self) -> None:
         self._on = True
-
-    def clear(self) -> None:
-        self._on = False
 
     def is_set(self) -> bool:
         return self._on

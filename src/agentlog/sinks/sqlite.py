@@ -681,7 +681,7 @@ def _merge_spans(ops: Ops) -> None:
             continue
         c = closed[at]
         merged.add(at)
-        row = (*o[:6], c[5], *o[7:12], o[12] if c[10] is None else c[10], o[13], o[14], *c[4:5], *c[6:10],
+        row = (*o[:6], c[5], *o[7:12], o[12] if c[10] is None else c[10], o[13], o[14], c[4], *c[6:10],
                *c[11:])
         (keep_model if c[10] is None else close_model).append(row)
     if merged:
